@@ -1,0 +1,508 @@
+"""Verdicts: named claims with a measured value, a pre-registered expectation and pass/fail.
+
+Primer
+------
+A notebook tests a theoretical claim by comparing a measured number with an expectation that is
+written down *before* the run, together with its tolerance. That record is a :class:`Verdict`
+``(name, claim, measured, expected, tol, ok)``; how ``expected`` and ``tol`` combine is its
+``relation``:
+
+==============  ===============================================  ========================
+relation        passes when                                      made by
+==============  ===============================================  ========================
+close           abs(measured - expected) <= tol                  check_close, check_in_interval
+at_most         measured <= expected + tol                       check_at_most
+at_least        measured >= expected - tol                       check_at_least
+ci_inside       the CI lies inside [expected - tol, expected + tol]  check_in_interval, check_slope
+ci_overlap      the CI meets [expected - tol, expected + tol]    check_in_interval, check_slope
+ratio           expected / tol <= measured <= expected * tol     check_ratio (tol = factor)
+ratio_at_most   measured <= expected * tol                       check_ratio(side="upper")
+ratio_at_least  measured >= expected / tol                       check_ratio(side="lower")
+true            measured is True                                 check_true
+==============  ===============================================  ========================
+
+Pre-registration can be made explicit: ``table.expect(Expectation.close(...))`` in a cell above
+the experiment and ``table.measure(name, value)`` after it; an expectation never measured fails.
+A :class:`CheckTable` prints the verdicts with values rounded to a stable precision (nbval
+compares that text), writes them to ``summary.json`` and ``assert_all()`` fails the notebook.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.metadata
+import json
+import math
+import os
+import platform
+import tempfile
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, get_args
+
+import numpy as np
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from ptdlib.stats import SlopeFit
+
+__all__ = [
+    "CheckTable",
+    "Expectation",
+    "Verdict",
+    "check_at_least",
+    "check_at_most",
+    "check_close",
+    "check_in_interval",
+    "check_ratio",
+    "check_slope",
+    "check_true",
+    "collect_provenance",
+    "format_table",
+    "format_value",
+    "json_value",
+    "write_summary",
+]
+
+Relation = Literal["close", "at_most", "at_least", "ci_inside", "ci_overlap", "ratio",
+                   "ratio_at_most", "ratio_at_least", "true"]
+RELATIONS: tuple[str, ...] = get_args(Relation)
+SUMMARY_SCHEMA = 1
+#: Significant digits kept for floats in summary.json: far above any check's tolerance, far
+#: below the last bits that change with the BLAS or the machine.
+JSON_DIGITS = 12
+PROVENANCE_PACKAGES = ("numpy", "scipy", "numba", "sympy", "matplotlib", "seaborn", "pandas",
+                       "ptdlib")
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """One checked claim; ``tol`` is the tolerance fixed before the run (see the module table)."""
+
+    name: str
+    claim: str
+    measured: float | bool
+    expected: float | bool
+    tol: float
+    ok: bool
+    relation: Relation = "close"
+    detail: str = ""
+    ci: tuple[float, float] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready fields plus the rendered ``measured_text`` / ``expected_text``."""
+        record = json_value(dataclasses.asdict(self))
+        record["measured_text"] = measured_text(self)
+        record["expected_text"] = expected_text(self)
+        return record
+
+    @classmethod
+    def from_dict(cls, record: Mapping[str, Any]) -> Verdict:
+        """Rebuild a verdict from :meth:`to_dict` output (non-finite floats were stored as text)."""
+        fields = {f.name: record[f.name] for f in dataclasses.fields(cls) if f.name in record}
+        for key in ("measured", "expected", "tol"):
+            if isinstance(fields.get(key), str):
+                fields[key] = float(fields[key])
+        if fields.get("ci") is not None:
+            fields["ci"] = (float(fields["ci"][0]), float(fields["ci"][1]))
+        return cls(**fields)
+
+
+def _real(value: Any, name: str) -> float:
+    """``value`` as a Python float: real scalars and size-1 arrays only, NaN allowed (it fails)."""
+    arr = np.asarray(value)
+    if arr.dtype == np.bool_ or arr.size != 1 or not np.issubdtype(arr.dtype, np.number):
+        raise ValueError(f"{name} must be a real scalar; got {value!r}")
+    if np.iscomplexobj(arr):
+        raise ValueError(f"{name} must be real; got {value!r}")
+    return float(arr.reshape(()))
+
+
+def _tolerance(value: Any, name: str) -> float:
+    tol = _real(value, name)
+    if not (math.isfinite(tol) and tol >= 0):
+        raise ValueError(f"{name} must be finite and >= 0; got {value!r}")
+    return tol
+
+
+def _finite(value: Any, name: str) -> float:
+    x = _real(value, name)
+    if not math.isfinite(x):
+        raise ValueError(f"{name} must be finite; got {value!r}")
+    return x
+
+
+def _ci(ci: tuple[float, float] | None) -> tuple[float, float] | None:
+    if ci is None:
+        return None
+    low, high = (_real(c, "ci") for c in ci)
+    if not low <= high:
+        raise ValueError(f"ci must be (low, high) with low <= high; got {ci!r}")
+    return (low, high)
+
+
+def _passes(relation: str, measured: Any, expected: Any, tol: float,
+            ci: tuple[float, float] | None) -> bool:
+    """The pass rule of each relation (module table); NaN measurements fail every rule."""
+    match relation:
+        case "close":
+            return abs(measured - expected) <= tol
+        case "at_most":
+            return measured <= expected + tol
+        case "at_least":
+            return measured >= expected - tol
+        case "ci_inside":
+            return expected - tol <= ci[0] and ci[1] <= expected + tol
+        case "ci_overlap":
+            return ci[0] <= expected + tol and ci[1] >= expected - tol
+        case "ratio":
+            return expected / tol <= measured <= expected * tol
+        case "ratio_at_most":
+            return measured <= expected * tol
+        case "ratio_at_least":
+            return measured >= expected / tol
+        case _:
+            return measured is True
+
+
+@dataclass(frozen=True)
+class Expectation:
+    """A pre-registered expectation: everything of a verdict except the measurement."""
+
+    name: str
+    claim: str
+    relation: Relation
+    expected: float | bool
+    tol: float
+    detail: str = ""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name.strip():
+            raise ValueError(f"name must be a non-empty string; got {self.name!r}")
+        if self.relation not in RELATIONS:
+            raise ValueError(f"relation must be one of {RELATIONS}; got {self.relation!r}")
+
+    @classmethod
+    def close(cls, name: str, claim: str, expected: float, *, atol: float = 0.0,
+              rtol: float = 0.0) -> Expectation:
+        """``abs(measured - expected) <= atol + rtol * abs(expected)``; tol stores that bound."""
+        expected = _finite(expected, "expected")
+        atol, rtol = _tolerance(atol, "atol"), _tolerance(rtol, "rtol")
+        detail = f"atol={atol:g}, rtol={rtol:g}" if rtol else ""
+        return cls(name, claim, "close", expected, atol + rtol * abs(expected), detail)
+
+    @classmethod
+    def at_most(cls, name: str, claim: str, bound: float, *, tol: float = 0.0) -> Expectation:
+        """``measured <= bound + tol``."""
+        return cls(name, claim, "at_most", _finite(bound, "bound"), _tolerance(tol, "tol"))
+
+    @classmethod
+    def at_least(cls, name: str, claim: str, bound: float, *, tol: float = 0.0) -> Expectation:
+        """``measured >= bound - tol``."""
+        return cls(name, claim, "at_least", _finite(bound, "bound"), _tolerance(tol, "tol"))
+
+    @classmethod
+    def interval(cls, name: str, claim: str, expected: float, tol: float, *,
+                 use_ci: Literal["inside", "overlap"] | None = None) -> Expectation:
+        """Within ``tol`` of ``expected``: the estimate (default), or its CI inside/overlapping."""
+        relations: dict[str | None, Relation] = {None: "close", "inside": "ci_inside",
+                                                 "overlap": "ci_overlap"}
+        if use_ci not in relations:
+            raise ValueError(f"use_ci must be None, 'inside' or 'overlap'; got {use_ci!r}")
+        return cls(name, claim, relations[use_ci], _finite(expected, "expected"),
+                   _tolerance(tol, "tol"))
+
+    @classmethod
+    def ratio(cls, name: str, claim: str, expected: float, factor: float, *,
+              side: Literal["both", "upper", "lower"] = "both") -> Expectation:
+        """The ratio lies within a multiplicative ``factor`` >= 1 of ``expected`` > 0."""
+        expected, factor = _finite(expected, "expected"), _finite(factor, "factor")
+        if expected <= 0 or factor < 1:
+            raise ValueError(f"ratio needs expected > 0 and factor >= 1; got expected={expected}, "
+                             f"factor={factor}")
+        relations: dict[str, Relation] = {"both": "ratio", "upper": "ratio_at_most",
+                                          "lower": "ratio_at_least"}
+        if side not in relations:
+            raise ValueError(f"side must be 'both', 'upper' or 'lower'; got {side!r}")
+        return cls(name, claim, relations[side], expected, factor)
+
+    @classmethod
+    def true(cls, name: str, claim: str) -> Expectation:
+        """The measured condition holds."""
+        return cls(name, claim, "true", True, 0.0)
+
+    def judge(self, measured: Any, *, ci: tuple[float, float] | None = None,
+              detail: str = "") -> Verdict:
+        """The verdict of this expectation for ``measured`` (and ``ci`` for the CI relations)."""
+        if self.relation == "true":
+            if not isinstance(measured, bool | np.bool_):
+                raise ValueError(f"{self.name}: measured must be a bool; got {measured!r}")
+            value: float | bool = bool(measured)
+        else:
+            value = _real(measured, f"{self.name}: measured")
+        ci = _ci(ci)
+        if self.relation.startswith("ci_") and ci is None:
+            raise ValueError(f"{self.name}: relation {self.relation} needs a ci; got None")
+        ok = _passes(self.relation, value, self.expected, self.tol, ci)
+        note = "; ".join(part for part in (self.detail, detail) if part)
+        return Verdict(self.name, self.claim, value, self.expected, self.tol, ok, self.relation,
+                       note, ci)
+
+
+def check_close(name: str, claim: str, measured: Any, expected: float, *, atol: float = 0.0,
+                rtol: float = 0.0) -> Verdict:
+    """Pass when ``abs(measured - expected) <= atol + rtol * abs(expected)``."""
+    return Expectation.close(name, claim, expected, atol=atol, rtol=rtol).judge(measured)
+
+
+def check_at_most(name: str, claim: str, measured: Any, bound: float, *,
+                  tol: float = 0.0) -> Verdict:
+    """Pass when ``measured <= bound + tol``."""
+    return Expectation.at_most(name, claim, bound, tol=tol).judge(measured)
+
+
+def check_at_least(name: str, claim: str, measured: Any, bound: float, *,
+                   tol: float = 0.0) -> Verdict:
+    """Pass when ``measured >= bound - tol``."""
+    return Expectation.at_least(name, claim, bound, tol=tol).judge(measured)
+
+
+def check_in_interval(name: str, claim: str, measured: Any, expected: float, tol: float, *,
+                      ci: tuple[float, float] | None = None,
+                      use_ci: Literal["inside", "overlap"] | None = None) -> Verdict:
+    """Pass when the estimate (or with ``use_ci`` its CI) is within ``tol`` of ``expected``."""
+    return Expectation.interval(name, claim, expected, tol, use_ci=use_ci).judge(measured, ci=ci)
+
+
+def check_slope(name: str, claim: str, fit: SlopeFit, expected: float, tol: float, *,
+                use_ci: Literal["inside", "overlap"] | None = None) -> Verdict:
+    """:func:`check_in_interval` on a fitted log-log slope, reporting its bootstrap CI."""
+    return check_in_interval(name, claim, fit.slope, expected, tol, ci=fit.ci, use_ci=use_ci)
+
+
+def check_ratio(name: str, claim: str, numerator: Any, denominator: Any, *,
+                expected: float = 1.0, factor: float = 2.0,
+                side: Literal["both", "upper", "lower"] = "both") -> Verdict:
+    """Pass when ``numerator / denominator`` is within ``factor`` of ``expected`` (see ``side``)."""
+    num, den = _real(numerator, "numerator"), _real(denominator, "denominator")
+    ratio = num / den if den != 0 else math.nan
+    detail = f"{format_value(num)} / {format_value(den)}"
+    return Expectation.ratio(name, claim, expected, factor, side=side).judge(ratio, detail=detail)
+
+
+def check_true(name: str, claim: str, holds: bool, *, detail: str = "") -> Verdict:
+    """Pass when the condition ``holds``; say in ``detail`` what was checked."""
+    return Expectation.true(name, claim).judge(holds, detail=detail)
+
+
+class CheckTable:
+    """The checks of one notebook, in the order they were registered or added."""
+
+    def __init__(self) -> None:
+        self._entries: dict[str, Expectation | Verdict] = {}
+
+    def _register(self, entry: Expectation | Verdict) -> None:
+        if entry.name in self._entries:
+            raise ValueError(f"check names must be unique; {entry.name!r} is already registered")
+        self._entries[entry.name] = entry
+
+    def expect(self, expectation: Expectation) -> Expectation:
+        """Pre-register ``expectation``; :meth:`measure` judges it later."""
+        self._register(expectation)
+        return expectation
+
+    def measure(self, name: str, measured: Any, *, ci: tuple[float, float] | None = None,
+                detail: str = "") -> Verdict:
+        """Judge the pre-registered expectation ``name`` on ``measured``."""
+        entry = self._entries.get(name)
+        if not isinstance(entry, Expectation):
+            state = "was already measured" if entry else "was never registered with expect()"
+            raise ValueError(f"cannot measure check {name!r}: it {state}")
+        verdict = entry.judge(measured, ci=ci, detail=detail)
+        self._entries[name] = verdict
+        return verdict
+
+    def add(self, verdict: Verdict) -> Verdict:
+        """Record a verdict made by one of the ``check_*`` constructors."""
+        if not isinstance(verdict, Verdict):
+            raise ValueError(f"add() takes a Verdict; got {type(verdict).__name__}")
+        self._register(verdict)
+        return verdict
+
+    @property
+    def verdicts(self) -> tuple[Verdict, ...]:
+        """All verdicts; an expectation never measured is a failed verdict with measured NaN."""
+        return tuple(
+            entry if isinstance(entry, Verdict) else Verdict(
+                entry.name, entry.claim, math.nan, entry.expected, entry.tol, False,
+                entry.relation, "never measured")
+            for entry in self._entries.values())
+
+    def __iter__(self) -> Iterator[Verdict]:
+        return iter(self.verdicts)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def failed(self) -> tuple[Verdict, ...]:
+        """The verdicts that did not pass."""
+        return tuple(v for v in self.verdicts if not v.ok)
+
+    @property
+    def ok(self) -> bool:
+        """True when every check passed (and there is at least one)."""
+        return len(self) > 0 and not self.failed()
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per verdict: the fields plus the rendered measured/expected text."""
+        import pandas as pd  # deferred: only tables need pandas, notebooks start faster
+
+        return pd.DataFrame([v.to_dict() for v in self.verdicts])
+
+    def format_table(self, digits: int = 4, *, values: bool = True) -> str:
+        """See :func:`format_table`."""
+        return format_table(self.verdicts, digits, values=values)
+
+    def assert_all(self) -> None:
+        """Raise AssertionError naming every failed check with its measured and expected value."""
+        if not self._entries:
+            raise AssertionError("no checks were recorded")
+        failed = self.failed()
+        if failed:
+            lines = [f"{len(failed)} of {len(self)} checks failed:"]
+            lines += [f"  {v.name}: measured {measured_text(v)}, expected {expected_text(v)}"
+                      f"{f' ({v.detail})' if v.detail else ''} -- {v.claim}" for v in failed]
+            raise AssertionError("\n".join(lines))
+
+
+def format_value(value: Any, digits: int = 4) -> str:
+    """``value`` rounded to ``digits`` significant digits, as plain text (no numpy reprs)."""
+    if isinstance(value, bool | np.bool_):
+        return "true" if value else "false"
+    if isinstance(value, int | np.integer):
+        return str(int(value))
+    x = float(value)
+    if math.isnan(x):
+        return "nan"
+    text = f"{x:.{digits}g}"
+    return "0" if text == "-0" else text
+
+
+def measured_text(verdict: Verdict, digits: int = 4) -> str:
+    """The measured value, followed by its CI when there is one."""
+    text = format_value(verdict.measured, digits)
+    if verdict.ci is not None:
+        low, high = (format_value(c, digits) for c in verdict.ci)
+        text += f" [{low}, {high}]"
+    return text
+
+
+def expected_text(verdict: Verdict | Expectation, digits: int = 4) -> str:
+    """The expectation in words, e.g. ``-1 +/- 0.2`` or ``<= 1e-12``."""
+    e, t = (format_value(x, digits) for x in (verdict.expected, verdict.tol))
+    slack = f" (tol {t})" if verdict.tol else ""
+    return {
+        "close": f"{e} +/- {t}",
+        "at_most": f"<= {e}{slack}",
+        "at_least": f">= {e}{slack}",
+        "ci_inside": f"CI inside {e} +/- {t}",
+        "ci_overlap": f"CI meets {e} +/- {t}",
+        "ratio": f"{e} within x{t}",
+        "ratio_at_most": f"<= {e} x {t}",
+        "ratio_at_least": f">= {e} / {t}",
+        "true": "true",
+    }[verdict.relation]
+
+
+def format_table(verdicts: Iterable[Verdict], digits: int = 4, *, values: bool = True) -> str:
+    """Fixed-width text table of verdicts; stable across runs for nbval.
+
+    With ``values=False`` the measured column is left out, for output cells compared by nbval
+    where a measured value near round-off (say 3e-16) would differ between machines.
+    """
+    header = ["check", *(["measured"] if values else []), "expected", "verdict", "claim"]
+    rows = [[v.name, *([measured_text(v, digits)] if values else []), expected_text(v, digits),
+             "PASS" if v.ok else "FAIL", v.claim] for v in verdicts]
+    widths = [max(len(row[k]) for row in [header, *rows]) for k in range(len(header) - 1)]
+    return "\n".join("  ".join([*(cell.ljust(w) for cell, w in zip(row, widths, strict=False)),
+                                row[-1]]).rstrip() for row in [header, *rows])
+
+
+def json_value(value: Any) -> Any:
+    """``value`` made JSON-ready: numpy to Python, floats to 12 significant digits, NaN as text."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        value = dataclasses.asdict(value)
+    if isinstance(value, Mapping):
+        return {str(k): json_value(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | np.ndarray):
+        return [json_value(v) for v in value]
+    if value is None or isinstance(value, str | bool):
+        return value
+    if isinstance(value, np.bool_):
+        return bool(value)
+    if isinstance(value, int | np.integer):
+        return int(value)
+    if isinstance(value, float | np.floating):
+        x = float(value)
+        return float(f"{x:.{JSON_DIGITS}g}") if math.isfinite(x) else str(x)
+    if isinstance(value, Path):
+        return value.as_posix()
+    raise TypeError(f"cannot store a {type(value).__name__} in summary.json: {value!r}")
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to a temporary file next to ``path``, then rename it into place."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Write ``data`` as sorted, indented JSON (see :func:`json_value`), atomically."""
+    write_text_atomic(path, json.dumps(json_value(data), sort_keys=True, indent=2,
+                                       allow_nan=False) + "\n")
+
+
+def collect_provenance(seeds: Iterable[int]) -> dict[str, Any]:
+    """Seeds, Python and package versions of the running process (the notebook's kernel)."""
+    packages = {}
+    for name in PROVENANCE_PACKAGES:
+        try:
+            packages[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            packages[name] = "not installed"
+    return {"seeds": [int(s) for s in seeds], "python": platform.python_version(),
+            "machine": platform.machine(), "packages": packages}
+
+
+def write_summary(path: str | Path, notebook: str, verdicts: Iterable[Verdict],
+                  parameters: Mapping[str, Any] | Any, provenance: Mapping[str, Any], *,
+                  figures: Iterable[Mapping[str, Any]] = ()) -> Path:
+    """Write ``summary.json``: the verdicts, parameters, provenance and figures of one notebook.
+
+    Keys are sorted and floats kept to 12 significant digits, so equal results give equal files.
+    ``parameters`` is a mapping or a dataclass (the notebook's typed config).
+    """
+    verdicts = list(verdicts)
+    n_failed = sum(not v.ok for v in verdicts)
+    summary = {
+        "schema": SUMMARY_SCHEMA,
+        "notebook": notebook,
+        "status": "passed" if verdicts and not n_failed else "failed",
+        "n_checks": len(verdicts),
+        "n_failed": n_failed,
+        "checks": [v.to_dict() for v in verdicts],
+        "parameters": parameters,
+        "provenance": provenance,
+        "figures": list(figures),
+    }
+    target = Path(path)
+    write_json_atomic(target, summary)
+    return target

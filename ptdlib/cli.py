@@ -1,0 +1,331 @@
+"""The ``ptd`` command: run the notebooks headless into ``reports/`` and build the report index.
+
+Usage (exit 0 on success, 1 when a check fails or a notebook errors, 2 on bad input)::
+
+    ptd run [NOTEBOOK ...] [--profile quick|paper] [-p NAME VALUE ...] [--out DIR]
+    ptd report [--out DIR]
+    ptd sweep ...            # not available yet: exits 2
+
+``NOTEBOOK`` is a stem of ``notebooks/`` (``02_mixing``) or a path to an ``.ipynb``; none means
+all. Profile ``quick`` runs the notebook's own defaults, ``paper`` the values of
+``notebooks/params/<stem>.paper.yaml``; ``-p`` overrides one parameter (read as YAML, then
+type-checked against the default's kind, see ``ptdlib.notebook_params``). Names and values are
+all checked before anything runs. ``--out`` replaces ``reports/``; the hidden ``--root`` (or the
+``PTD_ROOT`` environment variable) points at another project folder holding ``notebooks/``.
+
+The notebook protocol
+---------------------
+1. One ``parameters`` cell of flat literals with ``seed`` (int) and ``output_dir = ""``.
+2. The runner executes the notebook with papermill (kernel ``python3``, progress bar over
+   notebooks) in a fresh staging folder ``reports/.staging-<stem>-*/``, which is also the
+   kernel's working directory, and injects ``output_dir = "."``.
+3. The notebook writes through ``reports.NotebookOutput(output_dir, "<stem>")``: figures with
+   ``out.save_figure(fig, "name", caption=...)`` and, in its last cell, first
+   ``out.write_summary(table, config)`` and then ``table.assert_all()``. With ``output_dir = ""``
+   (interactive use, nbval) nothing is written.
+4. The runner then exports HTML, adds a ``run`` block (profile, overrides, parameters, wall time,
+   git commit, source hashes) to ``summary.json`` and swaps the folder in as ``reports/<stem>/``.
+   A notebook whose checks fail (AssertionError with a written summary) is swapped in and marked
+   failed; a notebook that errors otherwise, or a run interrupted midway, leaves the previous
+   report untouched. Finally ``index.html``, ``README.md`` and ``manifest.json`` are rebuilt.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import nbformat
+from tqdm import tqdm
+
+from ptdlib import checks, notebook_params, reports
+
+__all__ = ["RunPlan", "RunResult", "main", "plan_run", "resolve_notebooks", "run_notebook"]
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
+KERNEL_NAME = "python3"
+# The kernel's own log (e.g. ipykernel's TCP-transport notice) is noise in a batch run;
+# errors still show.
+KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=ERROR"]
+
+
+class BadInput(Exception):
+    """A one-line message about the command line; the command exits 2."""
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """One notebook to execute: its source, the profile and the values to inject."""
+
+    notebook: Path
+    profile: str
+    parameters: dict[str, Any]
+    overrides: dict[str, Any]
+
+    @property
+    def stem(self) -> str:
+        """The notebook's name without ``.ipynb``; its report folder."""
+        return self.notebook.stem
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """Outcome of one notebook: passed, failed (a check) or error, with a one-line message."""
+
+    stem: str
+    status: str
+    message: str
+    wall_time_s: float
+
+
+def default_root() -> Path:
+    """``$PTD_ROOT`` if set, else the folder holding the ``ptdlib`` package (the project)."""
+    return Path(os.environ.get("PTD_ROOT") or Path(__file__).resolve().parents[1])
+
+
+def resolve_notebooks(names: Sequence[str], notebooks_dir: Path) -> list[Path]:
+    """Notebooks by stem (``02_mixing``) or path; all of ``notebooks_dir`` when none named."""
+    known = {p.stem: p for p in sorted(notebooks_dir.glob("*.ipynb"))}
+    if not names:
+        if not known:
+            raise BadInput(f"no notebooks in {notebooks_dir}")
+        return list(known.values())
+    resolved = []
+    for name in names:
+        path = Path(name)
+        if path.suffix == ".ipynb" and path.is_file():
+            resolved.append(path.resolve())
+        elif name in known:
+            resolved.append(known[name])
+        else:
+            raise BadInput(f"unknown notebook {name!r}; known: {', '.join(known) or '(none)'}")
+    return resolved
+
+
+def plan_run(notebook: Path, profile: str, overrides: Sequence[tuple[str, str]]) -> RunPlan:
+    """Check the profile and every ``-p NAME VALUE`` against the notebook; BadInput if wrong."""
+    try:
+        declared = notebook_params.read_parameters(notebook)
+        values = {}
+        if profile == "paper":
+            path = reports.profile_path(notebook)
+            if not path.exists():
+                raise BadInput(f"{notebook.stem} has no paper profile: expected {path}")
+            values = notebook_params.load_profile(path, declared)
+        given = {}
+        for name, text in overrides:
+            if name not in declared or name in notebook_params.RUNNER_PARAMETERS:
+                raise BadInput(f"{notebook.stem}: "
+                               f"{notebook_params.unknown_parameter_message(name, declared)}")
+            given[name] = notebook_params.parse_cli_value(name, text, declared[name].kind)
+    except ValueError as exc:
+        raise BadInput(f"{notebook.stem}: {exc}") from exc
+    return RunPlan(notebook, profile, {**values, **given}, given)
+
+
+def _execute(plan: RunPlan, staging: Path) -> None:
+    """Run the notebook with papermill inside ``staging``, writing ``<stem>.ipynb`` there."""
+    import papermill  # deferred: a slow import that only `ptd run` needs
+
+    papermill.execute_notebook(
+        str(plan.notebook), str(staging / f"{plan.stem}.ipynb"),
+        parameters={**plan.parameters, "output_dir": "."}, kernel_name=KERNEL_NAME,
+        cwd=str(staging), progress_bar=False, log_output=False, extra_arguments=KERNEL_ARGUMENTS)
+
+
+def _finish_notebook(executed: Path, plan: RunPlan, root: Path) -> None:
+    """Replace papermill's absolute paths by project-relative ones, then export HTML."""
+    from nbconvert import HTMLExporter
+
+    nb = nbformat.read(str(executed), as_version=4)
+    meta = nb.metadata.get("papermill", {})
+    source = plan.notebook.resolve()
+    meta["input_path"] = (source.relative_to(root.resolve()).as_posix()
+                          if source.is_relative_to(root.resolve()) else source.name)
+    meta["output_path"] = executed.name
+    nbformat.write(nb, str(executed))
+    body, _ = HTMLExporter(template_name="lab").from_notebook_node(nb)
+    executed.with_suffix(".html").write_text(body, encoding="utf-8")
+
+
+def _failed_message(summary: dict[str, Any]) -> str:
+    failed = [checks.Verdict.from_dict(c) for c in summary.get("checks", []) if not c["ok"]]
+    return "; ".join(f"check {v.name} failed: measured {checks.measured_text(v)}, expected "
+                     f"{checks.expected_text(v)}" for v in failed) or "no checks recorded"
+
+
+def _classify(stem: str, error: Exception | None,
+              summary: dict[str, Any] | None) -> tuple[str, str]:
+    """(status, message) from the execution error (if any) and the summary the notebook wrote."""
+    ename = getattr(error, "ename", type(error).__name__)
+    if summary is None and error is None:
+        return "error", "the notebook wrote no summary.json (call NotebookOutput.write_summary)"
+    if summary is None:
+        return "error", f"{ename}: {getattr(error, 'evalue', error)}"
+    if summary.get("notebook") != stem:
+        return "error", (f"summary.json names notebook {summary.get('notebook')!r}: pass "
+                         f"{stem!r} to NotebookOutput")
+    if summary.get("status") == "failed" and (error is None or ename == "AssertionError"):
+        return "failed", _failed_message(summary)
+    if error is not None:
+        return "error", f"{ename} after the summary was written: {getattr(error, 'evalue', '')}"
+    return "passed", f"{summary['n_checks']} checks passed"
+
+
+def run_notebook(plan: RunPlan, reports_dir: Path, root: Path,
+                 provenance: dict[str, str]) -> RunResult:
+    """Execute one notebook in a staging folder and swap it in as ``reports_dir/<stem>``.
+
+    ``provenance`` holds ``git_commit`` and ``ptdlib_sha256``, computed once per run.
+    """
+    reports_dir.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=reports_dir, prefix=f".staging-{plan.stem}-"))
+    started = datetime.now(UTC).isoformat(timespec="seconds")
+    start = time.perf_counter()
+    try:
+        error: Exception | None = None
+        executed = staging / f"{plan.stem}.ipynb"
+        try:
+            _execute(plan, staging)
+        except Exception as exc:  # papermill's cell errors, a dead kernel, a missing kernel...
+            error = exc
+        wall = time.perf_counter() - start
+        summary_path = staging / reports.SUMMARY
+        summary = json.loads(summary_path.read_text()) if summary_path.exists() else None
+        status, message = _classify(plan.stem, error, summary)
+        if status == "error":
+            kept = Path(tempfile.mkdtemp(prefix=f"ptd-{plan.stem}-error-"))
+            if executed.exists():
+                shutil.copy2(executed, kept)
+            return RunResult(plan.stem, status, f"{message}; previous report kept; executed "
+                             f"notebook in {kept}", wall)
+        _finish_notebook(executed, plan, root)
+        summary["run"] = {
+            "profile": plan.profile, "overrides": plan.overrides, "parameters": plan.parameters,
+            "wall_time_s": wall, "started_utc": started, "status": status,
+            "notebook_sha256": notebook_params.notebook_source_hash(
+                plan.notebook, reports.profile_path(plan.notebook)),
+            **provenance}
+        checks.write_json_atomic(summary_path, summary)
+        reports.swap_in(staging, reports_dir / plan.stem)
+        return RunResult(plan.stem, status, message, wall)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def git_commit(root: Path) -> str:
+    """Short commit of ``root``'s repository, ``-dirty`` if ptdlib/ or notebooks/ have changes."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True,
+                              check=True, timeout=30).stdout.strip()
+    try:
+        head = git("rev-parse", "--short=12", "HEAD")
+        dirty = git("status", "--porcelain", "--", "ptdlib", "notebooks")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return head + ("-dirty" if dirty else "")
+
+
+def _check_kernel() -> None:
+    from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+
+    try:
+        KernelSpecManager().get_kernel_spec(KERNEL_NAME)
+    except NoSuchKernel as exc:
+        raise BadInput(f"no '{KERNEL_NAME}' Jupyter kernel in this environment: install "
+                       f"ipykernel into it") from exc
+
+
+def command_run(args: argparse.Namespace, root: Path) -> int:
+    """``ptd run``: plan every notebook first (bad input exits 2), then execute them in turn."""
+    reports_dir = (args.out or root / "reports").resolve()
+    notebooks = resolve_notebooks(args.notebooks, root / "notebooks")
+    plans = [plan_run(nb, args.profile, args.parameter) for nb in notebooks]
+    _check_kernel()
+    provenance = {"git_commit": git_commit(root),
+                  "ptdlib_sha256": reports.ptdlib_source_hash(reports.package_dir_for(root))}
+    start = time.perf_counter()
+    results = []
+    for plan in tqdm(plans, desc="notebooks", unit="nb", disable=None):
+        result = run_notebook(plan, reports_dir, root, provenance)
+        results.append(result)
+        tqdm.write(f"{result.stem}: {result.status.upper()} in {result.wall_time_s:.1f} s: "
+                   f"{result.message}")
+    reports.write_index(reports_dir, root / "notebooks")
+    bad = [r.stem for r in results if r.status != "passed"]
+    print(f"{len(results)} notebooks in {time.perf_counter() - start:.1f} s, "
+          f"{len(results) - len(bad)} passed{', not passed: ' + ', '.join(bad) if bad else ''}; "
+          f"index: {reports_dir / reports.INDEX}")
+    return EXIT_FAILED if bad else EXIT_OK
+
+
+def command_report(args: argparse.Namespace, root: Path) -> int:
+    """``ptd report``: rebuild the index, README and manifest; exit 1 if a report failed."""
+    reports_dir = (args.out or root / "reports").resolve()
+    entries = reports.write_index(reports_dir, root / "notebooks")
+    not_passed = [e.stem for e in entries if e.status != "passed"]
+    print(f"{reports_dir / reports.INDEX}: {len(entries)} notebooks"
+          f"{', not passed: ' + ', '.join(not_passed) if not_passed else ''}")
+    return EXIT_FAILED if any(e.status == "failed" for e in entries) else EXIT_OK
+
+
+def command_sweep(args: argparse.Namespace, root: Path) -> int:
+    """``ptd sweep``: planned for a later issue; say so rather than pretend."""
+    raise BadInput("`ptd sweep` is not available yet (parameter sweeps come in a later issue)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``ptd``."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--root", type=Path, default=None, help=argparse.SUPPRESS)
+    parser = argparse.ArgumentParser(prog="ptd", description="Run the ptd notebooks and build "
+                                     "their reports.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    run = commands.add_parser("run", parents=[common], help="execute notebooks into reports/")
+    run.add_argument("notebooks", nargs="*", metavar="NOTEBOOK", help="stem or path; none = all")
+    run.add_argument("--profile", choices=["quick", "paper"], default="quick",
+                     help="quick: the notebook's defaults; paper: params/<stem>.paper.yaml")
+    run.add_argument("-p", "--parameter", nargs=2, action="append", default=[],
+                     metavar=("NAME", "VALUE"), help="override one parameter (YAML value)")
+    run.add_argument("--out", type=Path, default=None, help="reports folder (default reports/)")
+    run.set_defaults(handler=command_run)
+    report = commands.add_parser("report", parents=[common], help="rebuild reports/index.html")
+    report.add_argument("--out", type=Path, default=None, help="reports folder")
+    report.set_defaults(handler=command_report)
+    sweep = commands.add_parser("sweep", parents=[common], help="(not available yet)")
+    sweep.add_argument("rest", nargs=argparse.REMAINDER)
+    sweep.set_defaults(handler=command_sweep)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``ptd`` console script; returns the exit code."""
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # argparse already printed usage and its message
+        return int(exc.code or 0)
+    root = (args.root or default_root()).resolve()
+    try:
+        return args.handler(args, root)
+    except BadInput as exc:
+        print(f"ptd: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("ptd: interrupted; reports of finished notebooks are in place, the rest untouched",
+              file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,652 @@
+"""Problems: multi-agent average-reward evaluation tasks with a planted shared subspace.
+
+A *problem* bundles, for agents i = 1..N on a common state space of n states, the transition
+matrices P_i, the expected rewards r_i, the common features Phi (n x d), and what the theory
+derives from them: stationary distributions mu_i, average rewards J_i = mu_i^T r_i, TD fixed
+points theta_i* (A_i theta_i* + b_i = 0) and, when a rank r is given, the shared basis B* (d x r)
+with heads w_i* = B*^T theta_i*. `Problem` is an immutable record (read-only float64 arrays);
+build it with `Problem.from_arrays` (any chains and rewards) or `shared_subspace_problem` (the
+planted construction below). DESIGN.md section 1 fixes the notation.
+
+Planted shared subspace (exactly realisable)
+--------------------------------------------
+Choose B* (Haar-random orthonormal), heads w_i*, gains J_i and kernels P_i, put
+theta_i* = B* w_i* and v_i = Phi theta_i*, and *define* the rewards
+
+    r_i = J_i 1 + (I - P_i) v_i.
+
+Then everything the learner targets is known exactly: mu_i^T r_i = J_i (because mu_i^T 1 = 1 and
+mu_i^T (I - P_i) = 0); v_i solves the Poisson equation h = r_i - J_i 1 + P_i h, so the bias is
+Phi theta_i* up to a constant; and b_i = Phi^T D_i (r_i - J_i 1) = Phi^T D_i (I - P_i) Phi theta_i*
+= -A_i theta_i*, so theta_i* is the TD fixed point. The stacked Theta* = [theta_1* ... theta_N*]
+has rank exactly r: sigma_{r+1}(Theta*) / sigma_1(Theta*) = 0.
+
+Features: Gaussian columns projected orthogonal to 1 (so 1 is outside span(Phi) and Phi has full
+column rank almost surely when d <= n - 1), scaled by one global factor so that
+max_s ||phi(s)|| = 1. With 1 outside span(Phi) and P_i ergodic, A_i = Phi^T D_i (P_i - I) Phi is
+negative definite and theta_i* is unique (Tsitsiklis & Van Roy, 1999).
+
+Knobs
+-----
+- heterogeneity h in [0, 1]: P_i = (1 - h) P_base + h Q_i with P_base, Q_i dense random stochastic
+  matrices (Dirichlet(1, ..., 1) rows). h = 0 gives identical kernels, h = 1 independent ones.
+- laziness l in [0, 1): P_i <- l I + (1 - l) P_i. Each non-unit eigenvalue lambda becomes
+  l + (1 - l) lambda, so mixing slows as l -> 1 while mu_i (hence J_i and theta_i*) is unchanged.
+- reward_noise sigma >= 0: std of the zero-mean noise the simulator adds to observed rewards.
+- misspecification m >= 0: each agent's fixed point is pushed off span(B*) by adding
+  (I - P_i) Phi u_i to its rewards, u_i a uniformly random direction orthogonal to span(B*) with
+  ||u_i|| = m ||B* w_i*||. The perturbation has mu_i-mean zero (J_i is unchanged) and keeps the
+  bias in span(Phi), so linear TD stays exact per agent and only the low-rank structure breaks:
+  the fixed points are again known exactly, theta_i* = B* w_i* + u_i (the argument above with
+  B* w_i* + u_i in place of B* w_i*; the tests re-solve them with `td.td_fixed_point`, and
+  `Problem.from_arrays` solves them for arbitrary rewards), sigma_{r+1}/sigma_1 > 0, and B_star,
+  heads_star are refitted as the best rank-r subspace of Theta* (top-r left singular vectors).
+
+Head diversity and identifiability
+----------------------------------
+Planted heads are uniform on the sphere of radius ``HEAD_NORM``: w_i* = HEAD_NORM g_i / ||g_i||,
+g_i ~ N(0, I_r). Then trace(W*^T W*) / N = HEAD_NORM^2 exactly, so the head diversity
+lambda_w = sigma_min(W*)^2 / N never exceeds HEAD_NORM^2 / r, and E[W*^T W* / N] =
+(HEAD_NORM^2 / r) I_r gives lambda_w -> HEAD_NORM^2 / r as N grows (roughly
+(HEAD_NORM^2 / r)(1 - sqrt(r / N))^2 for moderate N, Marchenko-Pastur). With N < r the heads
+cannot span R^r, lambda_w = 0 and B* is not identifiable: the factories warn
+(`NotIdentifiableWarning`) and `Problem.require_identifiable` raises.
+
+Randomness
+----------
+`shared_subspace_problem` draws everything from ONE Generator in this fixed order: features,
+B*, heads W* (N x r), gains J (N,), P_base (n x n), Q (N x n x n), then, last, the
+misspecification directions (N x d) only when m > 0. The draws never depend on heterogeneity,
+laziness, reward_noise or m, so problems built from one seed with different knob values share
+Phi, B*, W*, J, P_base and Q_i (common random numbers across a sweep of a knob). Because array
+sizes depend on N, problems drawn with different N do NOT share their first agents; for common
+random numbers across N build one problem and take `Problem.subset`, or replicate a fixed pool
+with `Problem.from_pool` (agent i uses pool agent i mod M, so heterogeneity and head diversity do
+not change with N; DESIGN section 3).
+
+Textbook chains (`two_state_chain`, `lazy_cycle`, `lazy_hypercube`, `hypercube_hamming_lumped`,
+`random_dense_chain`) return the (n, n) transition matrix: the mixing notebook works with the
+matrices themselves; stack them (``P[None]``) and pass them to `Problem.from_arrays` for TD.
+
+References
+----------
+Tsitsiklis & Van Roy (1999), Average cost temporal-difference learning, Automatica 35.
+Levin, Peres & Wilmer (2017), Markov Chains and Mixing Times, 2nd ed., Sections 2.3, 12.3, 12.4.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import warnings
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from ptdlib import markov, subspace, td, theory
+from ptdlib._validation import (
+    FloatArray,
+    RngLike,
+    as_float_array,
+    check_in_range,
+    check_orthonormal,
+    check_positive_int,
+)
+
+#: Norm of every planted head w_i* (and of every planted theta_i* = B* w_i*).
+HEAD_NORM = 1.0
+#: Heads count as spanning R^r when lambda_w exceeds this fraction of the mean ||w_i*||^2.
+IDENTIFIABILITY_RTOL = 1e-12
+#: Largest hypercube dimension k built densely (2^k x 2^k float64 matrix, 128 MiB at k = 12).
+MAX_HYPERCUBE_DIM = 12
+
+
+class NotIdentifiableWarning(UserWarning):
+    """B* is not identifiable: fewer agents than the rank, so the heads cannot span R^r."""
+
+
+def _read_only(x: ArrayLike) -> FloatArray:
+    # A read-only view: freezes the record without copying and without touching the caller's flags.
+    view = np.asarray(x, dtype=np.float64).view()
+    view.setflags(write=False)
+    return view
+
+
+def _warn_if_not_identifiable(n_agents: int, rank: int | None) -> None:
+    if rank is not None and n_agents < rank:
+        warnings.warn(NotIdentifiableWarning(
+            f"B_star is not identifiable: n_agents = {n_agents} < rank = {rank}, so the heads "
+            "cannot span R^rank (head diversity lambda_w = 0)"), stacklevel=3)
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Problem:
+    """A multi-agent average-reward evaluation problem (immutable; arrays are read-only float64).
+
+    Parameters
+    ----------
+    P : (n_agents, n_states, n_states)
+        Ergodic transition matrices P_i.
+    rewards : (n_agents, n_states)
+        Expected rewards r_i(s).
+    features : (n_states, dim)
+        Common features Phi, rows phi(s) with ||phi(s)|| <= 1, 1 not in span(Phi).
+    mu : (n_agents, n_states)
+        Stationary distributions mu_i.
+    average_reward : (n_agents,)
+        Gains J_i = mu_i^T r_i.
+    theta_star : (n_agents, dim)
+        TD fixed points, A_i theta_i* + b_i = 0.
+    B_star : (dim, rank) or None
+        Orthonormal shared basis (planted, or the top-r left singular vectors of Theta*).
+    heads_star : (n_agents, rank) or None
+        Heads w_i* = B*^T theta_i*.
+    reward_noise : float
+        Std of zero-mean noise on observed rewards.
+    rank : int or None
+        Dimension r of the shared subspace; None when the problem has none.
+
+    Notes
+    -----
+    Build with `Problem.from_arrays` or a factory; the constructor only checks shapes and that
+    B_star is orthonormal.
+    """
+
+    P: FloatArray
+    rewards: FloatArray
+    features: FloatArray
+    mu: FloatArray
+    average_reward: FloatArray
+    theta_star: FloatArray
+    B_star: FloatArray | None = None
+    heads_star: FloatArray | None = None
+    reward_noise: float = 0.0
+    rank: int | None = None
+
+    def __post_init__(self) -> None:
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if isinstance(value, np.ndarray):
+                object.__setattr__(self, field.name, _read_only(value))
+        _check_shapes(self)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Pickle the fields only: unpickling re-freezes the arrays, and cached A (N x d x d) is
+        # recomputed where needed instead of being shipped to workers.
+        return (type(self), tuple(getattr(self, f.name) for f in dataclasses.fields(self)))
+
+    @property
+    def n_agents(self) -> int:
+        """Number of agents N."""
+        return self.P.shape[0]
+
+    @property
+    def n_states(self) -> int:
+        """Number of states n."""
+        return self.P.shape[1]
+
+    @property
+    def dim(self) -> int:
+        """Feature dimension d."""
+        return self.features.shape[1]
+
+    @cached_property
+    def _td_system(self) -> tuple[FloatArray, FloatArray]:
+        return tuple(_read_only(x) for x in td.td_matrices(self.P, self.rewards, self.features))
+
+    @property
+    def A(self) -> FloatArray:
+        """TD matrices A_i = Phi^T D_i (P_i - I) Phi, shape (n_agents, dim, dim); computed once."""
+        return self._td_system[0]
+
+    @property
+    def b(self) -> FloatArray:
+        """TD vectors b_i = Phi^T D_i (r_i - J_i 1), shape (n_agents, dim); computed once."""
+        return self._td_system[1]
+
+    @cached_property
+    def misalignment(self) -> float:
+        """chi = max_i ||(I - B* B*^T) A_i B*||_2 (needs an identifiable B*)."""
+        self.require_identifiable()
+        return float(theory.misalignment(self.A, self.B_star))
+
+    @cached_property
+    def head_diversity(self) -> float:
+        """lambda_w = sigma_min(W*)^2 / N (0 when N < rank)."""
+        heads = self._require_subspace("head_diversity")
+        return float(theory.head_diversity(heads))
+
+    @cached_property
+    def singular_value_ratio(self) -> float:
+        """sigma_{r+1}(Theta*) / sigma_1(Theta*); 0 for an exactly rank-r Theta*."""
+        self._require_subspace("singular_value_ratio")
+        sigma = np.linalg.svd(self.theta_star, compute_uv=False)
+        if self.rank >= sigma.size or sigma[0] == 0.0:
+            return 0.0
+        return float(sigma[self.rank] / sigma[0])
+
+    def _require_subspace(self, what: str) -> FloatArray:
+        if self.rank is None:
+            raise ValueError(f"{what} needs a shared subspace, but this problem has rank=None; "
+                             "build it with rank=... (Problem.from_arrays or a factory)")
+        return self.heads_star
+
+    def _identifiability_failure(self) -> str | None:
+        heads = self._require_subspace("an identifiable B_star")
+        if self.n_agents < self.rank:
+            return (f"n_agents = {self.n_agents} < rank = {self.rank}, so the heads cannot span "
+                    "R^rank")
+        scale = float(np.mean(np.sum(heads**2, axis=1)))
+        if self.head_diversity <= IDENTIFIABILITY_RTOL * scale:
+            return (f"the heads do not span R^rank (head diversity lambda_w = "
+                    f"{self.head_diversity:.3g} <= {IDENTIFIABILITY_RTOL:g} mean ||w_i*||^2)")
+        return None
+
+    def require_identifiable(self) -> None:
+        """Raise ValueError unless B* is identifiable: rank given, N >= rank, heads span R^rank."""
+        failure = self._identifiability_failure()
+        if failure is not None:
+            raise ValueError(f"B_star is not identifiable: {failure}")
+
+    def describe(self) -> dict[str, Any]:
+        """Key numbers of the problem as plain Python scalars (stable to print in notebooks)."""
+        summary: dict[str, Any] = {
+            "n_agents": self.n_agents, "n_states": self.n_states, "dim": self.dim,
+            "rank": self.rank, "reward_noise": float(self.reward_noise),
+            "constant_in_span_residual": float(td.constant_in_span_residual(self.features)),
+            "max_feature_norm": float(np.max(np.linalg.norm(self.features, axis=1))),
+            "min_negative_definiteness_margin":
+                float(np.min(theory.negative_definiteness_margin(self.A))),
+            "average_reward_min": float(np.min(self.average_reward)),
+            "average_reward_max": float(np.max(self.average_reward)),
+        }
+        if self.rank is not None:
+            summary["singular_value_ratio"] = self.singular_value_ratio
+            summary["head_diversity"] = self.head_diversity
+            identifiable = self._identifiability_failure() is None
+            summary["identifiable"] = identifiable
+            summary["misalignment"] = self.misalignment if identifiable else None
+        return summary
+
+    @classmethod
+    def from_arrays(cls, P: ArrayLike, rewards: ArrayLike, features: ArrayLike, *,
+                    rank: int | None = None, reward_noise: float = 0.0) -> Problem:
+        """Validate chains, rewards and features and derive mu, J, theta* (and B*, W* given rank).
+
+        Parameters
+        ----------
+        P : (n_agents, n_states, n_states)
+            Transition matrices; each must be row-stochastic, irreducible and aperiodic.
+        rewards : (n_agents, n_states)
+            Expected rewards.
+        features : (n_states, dim)
+            Features with ||phi(s)|| <= 1, full column rank, 1 not in their span.
+        rank : int, optional
+            If given (1 <= rank <= dim), B_star = top-rank left singular vectors of Theta* (d x N)
+            and heads_star[i] = B_star^T theta_star[i].
+        reward_noise : float
+            Std (>= 0) of zero-mean noise on observed rewards.
+
+        Notes
+        -----
+        theta_i* solves A_i theta + b_i = 0; B* = U[:, :r] for Theta* = U S V^T.
+
+        The inputs are copied, so later changes to the caller's arrays cannot reach the problem.
+        """
+        P = _check_stack(P)
+        n_agents, n_states = P.shape[:2]
+        rewards = as_float_array(rewards, "rewards", ndim=2)
+        if rewards.shape != (n_agents, n_states):
+            raise ValueError(f"rewards must have shape (n_agents, n_states) = "
+                             f"{(n_agents, n_states)} to match P; got {rewards.shape}")
+        features = _check_features(features, n_states)
+        if rank is not None:
+            rank = _check_rank(rank, features.shape[1])
+        reward_noise = check_in_range(reward_noise, "reward_noise", 0.0, np.inf, high_open=True)
+        _warn_if_not_identifiable(n_agents, rank)
+        P, rewards, features = P.copy(), rewards.copy(), features.copy()
+        theta_star = td.td_fixed_point(P, rewards, features)
+        B_star, heads_star = _top_subspace(theta_star, rank) if rank is not None else (None, None)
+        return cls(P=P, rewards=rewards, features=features,
+                   mu=markov.stationary_distributions(P),
+                   average_reward=td.average_reward(P, rewards), theta_star=theta_star,
+                   B_star=B_star, heads_star=heads_star, reward_noise=reward_noise, rank=rank)
+
+    def subset(self, n_agents: int) -> Problem:
+        """The first ``n_agents`` agents (no copy); B_star is kept, so the target stays fixed.
+
+        Taking subsets of one large problem gives common random numbers across N.
+        """
+        n_agents = check_positive_int(n_agents, "n_agents")
+        if n_agents > self.n_agents:
+            raise ValueError(f"n_agents must be <= {self.n_agents} (the problem's agents); "
+                             f"got {n_agents}")
+        _warn_if_not_identifiable(n_agents, self.rank)
+        return self._select(slice(0, n_agents))
+
+    @classmethod
+    def from_pool(cls, pool: Problem, n_agents: int) -> Problem:
+        """Replicate a pool of M agents: agent i is pool agent i mod M (B_star kept).
+
+        Heterogeneity and head diversity then do not drift with N (DESIGN section 3).
+        """
+        if not isinstance(pool, Problem):
+            raise ValueError(f"pool must be a Problem; got {type(pool).__name__}")
+        n_agents = check_positive_int(n_agents, "n_agents")
+        _warn_if_not_identifiable(n_agents, pool.rank)
+        return pool._select(np.arange(n_agents) % pool.n_agents)
+
+    def _select(self, index: slice | np.ndarray) -> Problem:
+        heads = None if self.heads_star is None else self.heads_star[index]
+        return dataclasses.replace(
+            self, P=self.P[index], rewards=self.rewards[index], mu=self.mu[index],
+            average_reward=self.average_reward[index], theta_star=self.theta_star[index],
+            heads_star=heads)
+
+
+def _check_shapes(problem: Problem) -> None:
+    N, n, d = problem.P.shape[0], problem.P.shape[-1], problem.features.shape[-1]
+    r = problem.rank
+    expected = {"P": (N, n, n), "rewards": (N, n), "features": (n, d), "mu": (N, n),
+                "average_reward": (N,), "theta_star": (N, d)}
+    if r is not None:
+        expected |= {"B_star": (d, r), "heads_star": (N, r)}
+    elif problem.B_star is not None or problem.heads_star is not None:
+        raise ValueError("B_star and heads_star need rank; got rank=None")
+    for name, shape in expected.items():
+        got = getattr(problem, name)
+        if got is None or got.shape != shape:
+            raise ValueError(f"{name} must have shape {shape} (from P {problem.P.shape} and "
+                             f"features {problem.features.shape}); got "
+                             f"{None if got is None else got.shape}")
+    if r is not None:
+        check_orthonormal(problem.B_star, "B_star")
+
+
+def _check_stack(P: ArrayLike) -> FloatArray:
+    arr = as_float_array(P, "P")
+    if arr.ndim != 3:
+        raise ValueError("P must be a stack (n_agents, n_states, n_states) of transition matrices "
+                         f"(use P[None] for one chain); got shape {arr.shape}")
+    return markov.check_ergodic(arr, name="P")
+
+
+def _check_features(features: ArrayLike, n_states: int) -> FloatArray:
+    Phi = as_float_array(features, "features", ndim=2)
+    if Phi.shape[0] != n_states:
+        raise ValueError(f"features must have n_states = {n_states} rows to match P; "
+                         f"got shape {Phi.shape}")
+    try:
+        _check_dim(Phi.shape[1], n_states)
+        return td.check_features(Phi)
+    except ValueError as exc:  # td names the matrix Phi; name the argument the caller passed
+        raise ValueError(f"features: {exc}") from exc
+
+
+def _check_dim(dim: int, n_states: int) -> None:
+    # 1 must stay outside span(Phi) while Phi has full column rank: dim <= n_states - 1.
+    if dim > n_states - 1:
+        raise ValueError(f"dim must be <= n_states - 1 = {n_states - 1} (full column rank with the "
+                         f"all-ones vector outside span(features)); got dim={dim}, "
+                         f"n_states={n_states}")
+
+
+def _check_rank(rank: Any, dim: int) -> int:
+    rank = check_positive_int(rank, "rank")
+    if rank > dim:
+        raise ValueError(f"rank must be <= dim; got rank={rank}, dim={dim}")
+    return rank
+
+
+def _top_subspace(theta_star: FloatArray, rank: int) -> tuple[FloatArray, FloatArray]:
+    """B* = top-r left singular vectors of Theta* = theta_star^T (d x N); heads W* = Theta*^T B*."""
+    # theta_star = Q R gives Theta* = R^T Q^T: same left singular vectors as the small R^T, without
+    # forming the (d x N) right factor. With N < r, complete the basis (B* is arbitrary there).
+    R = np.linalg.qr(theta_star, mode="r")
+    U = np.linalg.svd(R.T, full_matrices=theta_star.shape[0] < rank)[0]
+    B_star = np.ascontiguousarray(U[:, :rank])
+    return B_star, theta_star @ B_star
+
+
+def _dirichlet_rows(shape: tuple[int, ...], gen: np.random.Generator) -> FloatArray:
+    """Rows i.i.d. Dirichlet(1, ..., 1), uniform on the simplex: normalised Exp(1) = Gamma(1, 1)."""
+    E = gen.standard_exponential(shape)
+    E /= E.sum(axis=-1, keepdims=True)
+    return E
+
+
+def _planted_heads(n_agents: int, rank: int, gen: np.random.Generator) -> FloatArray:
+    """Heads uniform on the sphere of radius HEAD_NORM in R^rank, one row per agent."""
+    W = gen.standard_normal((n_agents, rank))
+    W *= HEAD_NORM / np.linalg.norm(W, axis=1, keepdims=True)
+    return W
+
+
+def _planted_kernels(n_agents: int, n_states: int, heterogeneity: float, laziness: float,
+                     gen: np.random.Generator) -> FloatArray:
+    """P_i = l I + (1 - l) ((1 - h) P_base + h Q_i), built in place in the (N, n, n) draw of Q."""
+    P_base = _dirichlet_rows((n_states, n_states), gen)
+    P = _dirichlet_rows((n_agents, n_states, n_states), gen)
+    P *= heterogeneity
+    P += (1.0 - heterogeneity) * P_base
+    P *= 1.0 - laziness
+    diagonal = np.arange(n_states)
+    P[:, diagonal, diagonal] += laziness
+    return P
+
+
+def _bellman_difference(P: FloatArray, v: FloatArray) -> FloatArray:
+    """(I - P_i) v_i for every agent: P (N, n, n), v (N, n) -> (N, n)."""
+    return v - np.matmul(P, v[:, :, None])[:, :, 0]
+
+
+def _orthogonal_directions(n_agents: int, B_star: FloatArray,
+                           gen: np.random.Generator) -> FloatArray:
+    """Unit vectors uniform on the sphere of span(B*)^perp, one row per agent."""
+    G = gen.standard_normal((n_agents, B_star.shape[0]))
+    G -= (G @ B_star) @ B_star.T
+    G /= np.linalg.norm(G, axis=1, keepdims=True)
+    return G
+
+
+def shared_subspace_problem(n_agents: int, n_states: int, dim: int, rank: int, *,
+                            heterogeneity: float = 0.5, laziness: float = 0.0,
+                            reward_noise: float = 0.0, misspecification: float = 0.0,
+                            rng: RngLike = None) -> Problem:
+    """Planted problem: theta_i* = B* w_i* exactly, or pushed off span(B*) by misspecification.
+
+    Parameters
+    ----------
+    n_agents, n_states, dim, rank : int
+        N >= 1, n >= 2, 1 <= d <= n - 1, 1 <= r <= d. N < r warns `NotIdentifiableWarning`.
+    heterogeneity : float in [0, 1]
+        h in P_i = (1 - h) P_base + h Q_i.
+    laziness : float in [0, 1)
+        l in P_i <- l I + (1 - l) P_i.
+    reward_noise : float >= 0
+        Std of the observation noise (stored; the simulator draws it).
+    misspecification : float >= 0
+        m: relative size ||theta_i* - B* w_i*|| / ||B* w_i*|| of the push off span(B*); needs
+        rank < dim when positive.
+    rng : int, SeedSequence, Generator or None
+        One Generator feeds every draw, in the order of the module docstring.
+
+    Returns
+    -------
+    Problem
+        m = 0: the planted B*, W*, J and theta_i* = B* w_i*. m > 0: theta_i* = B* w_i* + u_i
+        (exact TD fixed points), B_star and heads_star refitted from the top-r SVD of Theta*.
+
+    Notes
+    -----
+    r_i = J_i 1 + (I - P_i) Phi (B* w_i* + u_i), u_i perp span(B*), ||u_i|| = m ||w_i*||.
+
+    References
+    ----------
+    DESIGN.md section 1 (planted, exactly realisable instances).
+    """
+    n_agents = check_positive_int(n_agents, "n_agents")
+    n_states = check_positive_int(n_states, "n_states", minimum=2)
+    dim = check_positive_int(dim, "dim")
+    rank = _check_rank(rank, dim)
+    _check_dim(dim, n_states)
+    heterogeneity = check_in_range(heterogeneity, "heterogeneity", 0.0, 1.0)
+    laziness = check_in_range(laziness, "laziness", 0.0, 1.0, high_open=True)
+    reward_noise = check_in_range(reward_noise, "reward_noise", 0.0, np.inf, high_open=True)
+    m = check_in_range(misspecification, "misspecification", 0.0, np.inf, high_open=True)
+    if m > 0 and rank == dim:
+        raise ValueError("misspecification > 0 needs rank < dim (a direction orthogonal to "
+                         f"span(B*)); got misspecification={m}, rank = dim = {dim}")
+    _warn_if_not_identifiable(n_agents, rank)
+
+    gen = np.random.default_rng(rng)
+    features = random_features(n_states, dim, gen)
+    B_star = subspace.haar_orthonormal(dim, rank, gen)
+    heads = _planted_heads(n_agents, rank, gen)
+    J = gen.uniform(0.0, 1.0, size=n_agents)
+    P = _planted_kernels(n_agents, n_states, heterogeneity, laziness, gen)
+
+    theta = heads @ B_star.T
+    if m > 0:
+        # Still exactly realisable, with theta_i* + u_i in place of theta_i*: no solve needed.
+        theta += _orthogonal_directions(n_agents, B_star, gen) * (m * HEAD_NORM)
+        B_star, heads = _top_subspace(theta, rank)
+    rewards = _bellman_difference(P, theta @ features.T)
+    rewards += J[:, None]
+    return Problem(P=P, rewards=rewards, features=features,
+                   mu=markov.stationary_distributions(P), average_reward=J, theta_star=theta,
+                   B_star=B_star, heads_star=heads, reward_noise=reward_noise, rank=rank)
+
+
+def random_features(n_states: int, dim: int, rng: RngLike) -> FloatArray:
+    """Gaussian features with columns orthogonal to 1, scaled so that max_s ||phi(s)|| = 1.
+
+    Parameters
+    ----------
+    n_states : int
+        n >= 2.
+    dim : int
+        1 <= d <= n - 1 (centred columns live in the (n - 1)-dimensional complement of 1).
+    rng : int, SeedSequence, Generator or None
+        Source of the (n_states, dim) standard normal draw.
+
+    Returns
+    -------
+    (n_states, dim) ndarray
+        Full column rank almost surely; 1 is orthogonal to every column, hence outside the span.
+
+    Notes
+    -----
+    Phi = (G - 1 mean(G)) / max_s ||row_s||; one global factor keeps 1^T Phi = 0, whereas
+    normalising rows separately (Phi <- D Phi) would break it.
+    """
+    n_states = check_positive_int(n_states, "n_states", minimum=2)
+    dim = check_positive_int(dim, "dim")
+    _check_dim(dim, n_states)
+    Phi = np.random.default_rng(rng).standard_normal((n_states, dim))
+    Phi -= Phi.mean(axis=0)
+    Phi /= np.max(np.linalg.norm(Phi, axis=1))
+    return Phi
+
+
+def two_state_chain(p: float, q: float) -> FloatArray:
+    """P = [[1 - p, p], [q, 1 - q]] for p, q in (0, 1], not both 1 (then it is periodic).
+
+    Notes
+    -----
+    mu = (q, p) / (p + q); d(t) = max(p, q) / (p + q) |1 - p - q|^t.
+
+    References
+    ----------
+    Levin, Peres & Wilmer (2017), Section 1.1.
+    """
+    p = check_in_range(p, "p", 0.0, 1.0, low_open=True)
+    q = check_in_range(q, "q", 0.0, 1.0, low_open=True)
+    if p == 1.0 and q == 1.0:
+        raise ValueError("p and q must not both be 1 (the chain would have period 2); "
+                         f"got p={p}, q={q}")
+    return np.array([[1.0 - p, p], [q, 1.0 - q]])
+
+
+def lazy_cycle(n: int) -> FloatArray:
+    """Lazy random walk on the n-cycle: stay w.p. 1/2, step +1 or -1 w.p. 1/4 each (n >= 3).
+
+    Notes
+    -----
+    Eigenvalues 1/2 + (1/2) cos(2 pi j / n), j = 0..n-1; mu uniform; t_mix(1/4) is of order n^2.
+
+    References
+    ----------
+    Levin, Peres & Wilmer (2017), Sections 5.3.2 and 12.3.1.
+    """
+    n = check_positive_int(n, "n", minimum=3)
+    P = 0.5 * np.eye(n)
+    s = np.arange(n)
+    P[s, (s + 1) % n] += 0.25
+    P[s, (s - 1) % n] += 0.25
+    return P
+
+
+def lazy_hypercube(k: int) -> FloatArray:
+    """Lazy walk on {0, 1}^k: stay w.p. 1/2, else flip a uniformly chosen coordinate.
+
+    State x in 0..2^k - 1 stands for the bit vector of x; 1 <= k <= MAX_HYPERCUBE_DIM.
+
+    Notes
+    -----
+    Eigenvalues 1 - j / k with multiplicity C(k, j), j = 0..k; mu uniform.
+
+    References
+    ----------
+    Levin, Peres & Wilmer (2017), Sections 2.3 and 12.4 (product chains).
+    """
+    k = check_positive_int(k, "k")
+    if k > MAX_HYPERCUBE_DIM:
+        raise ValueError(f"k must be <= {MAX_HYPERCUBE_DIM} (dense 2^k x 2^k matrix); got {k}; "
+                         "use hypercube_hamming_lumped(k) for large k")
+    x = np.arange(2**k)
+    P = 0.5 * np.eye(2**k)
+    for j in range(k):
+        P[x, x ^ (1 << j)] += 0.5 / k
+    return P
+
+
+def hypercube_hamming_lumped(k: int) -> FloatArray:
+    """Hamming weight of the lazy k-hypercube walk: a (k + 1)-state birth-death chain (k >= 1).
+
+    From weight w: stay w.p. 1/2, go to w + 1 w.p. (k - w) / (2k), to w - 1 w.p. w / (2k).
+
+    Notes
+    -----
+    TV(P^t(0, .), mu) of the hypercube from 0...0 equals TV of this chain from weight 0: both
+    P^t(0...0, .) and the uniform mu are invariant under permuting coordinates, hence constant on
+    each weight class, and summing |difference| over a class equals the lumped |difference|.
+    By vertex transitivity the hypercube's worst-start distance d(t) is this value too.
+    Eigenvalues 1 - j / k, j = 0..k; mu = Binomial(k, 1/2).
+
+    References
+    ----------
+    Levin, Peres & Wilmer (2017), Section 2.3 (Ehrenfest urn, the projected hypercube walk) and
+    Section 12.4 (hypercube spectrum).
+    """
+    k = check_positive_int(k, "k")
+    w = np.arange(k)
+    P = 0.5 * np.eye(k + 1)
+    P[w, w + 1] = (k - w) / (2 * k)
+    P[w + 1, w] = (w + 1) / (2 * k)
+    return P
+
+
+def random_dense_chain(n: int, rng: RngLike) -> FloatArray:
+    """A dense random chain: rows i.i.d. Dirichlet(1, ..., 1), so every entry is positive (ergodic).
+
+    Parameters
+    ----------
+    n : int
+        Number of states, >= 1.
+    rng : int, SeedSequence, Generator or None
+        Source of the (n, n) Exp(1) draw.
+    """
+    n = check_positive_int(n, "n")
+    return _dirichlet_rows((n, n), np.random.default_rng(rng))

@@ -1,0 +1,723 @@
+"""The simulator: run the algorithm or a baseline on a problem, many agents and seeds at once.
+
+Primer
+------
+`run` composes the steps of `ptdlib.steps` (DESIGN section 2) over ``steps`` iterations for
+every agent of ``problem`` and every seed, and returns a `Trace` of records. Algorithms:
+
+- ``personalized``: shared basis B (d x r) + per-agent heads w_i and gains eta_i (steps 2-7);
+- ``fedrep``: tau head steps with B frozen, then one B step with the heads frozen;
+- ``oracle``: B fixed at B* (the problem's planted basis), heads and gains learned;
+- ``local``: average-reward TD on a full theta_i in R^d per agent, no communication;
+- ``fedtd``: local TD on copies, replaced by their average every K iterations;
+- ``lowrank_svd``: local TD, the stacked Theta projected to its best rank r every K iterations.
+
+Communication period K (``communication_period``): a round happens after iteration t when
+(t + 1) is a multiple of K and after the last iteration (runs always end synchronised), and
+for the shared-basis methods only if some basis changed since the last round. Between rounds
+(K > 1) personalized/fedrep agents step their own copies B^i (`steps.local_representation_step`,
+no retraction), and a round averages the copies and retracts (`steps.average_local_copies`,
+`steps.retraction_step`); K = 1 is DESIGN step 6 exactly. K has no effect on local and oracle.
+
+Sampling (``sampling``)
+  ``markov``    each agent follows one trajectory of its own chain: s_0 ~ mu_i, s_{t+1} ~ P_i(s_t);
+  ``iid``       every iteration draws s_t ~ mu_i afresh and s_{t+1} ~ P_i(s_t, .);
+  ``expected``  the mean path: every TD direction delta phi(s) is replaced by its stationary
+                expectation A_i theta + b_i + (J_i - eta) Phi^T mu_i and the reward by J_i
+                (`steps.expected_td_direction`); no randomness except the initial basis.
+
+Randomness and common random numbers. Seed s gives agent i the stream of
+``SeedSequence(s).spawn(N)[i]`` (spawn key (i,)), so agent i's draws do not depend on N. From
+that Generator the agent consumes, in order: one uniform for s_0 (markov only), then one
+uniform per transition (two per iteration for iid: s_t, then s_{t+1}), each turned into a state
+by the alias rule of `markov.sample_next_states`. Reward noise (only if ``problem.reward_noise``
+> 0) comes from a separate stream, the child ``SeedSequence(s, spawn_key=(i, 0))``, one standard
+normal per iteration. The random initial basis (Haar) comes from the seed's root stream
+``default_rng(s)``, never from an agent's. Chunking of the bulk draws therefore never changes
+the results. Heads, gains and full parameters start at 0.
+
+Divergence. After every iteration each seed's updated heads, gains and parameters must be
+finite with absolute entries <= ``divergence_threshold`` (default 1e6 times the problem scale
+max(1, max |r_i(s)|, max ||theta_i*||, reward_noise)); a seed that fails stops there and
+``Trace.diverged[s]`` holds the number of iterations completed when it failed (else -1).
+
+Speed. Markov/iid runs use the numba kernels of `ptdlib._kernels` (seeds in parallel, O(rank)
+per agent-iteration for personalized with K = 1); uniforms and normals are drawn per chunk of
+iterations (at most ``DRAW_BUDGET`` numbers per buffer) so memory does not grow with steps.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numba
+import numpy as np
+import pandas as pd
+
+from ptdlib import _kernels as kern
+from ptdlib import markov, schedules, steps, subspace
+from ptdlib._validation import (
+    FloatArray,
+    IntArray,
+    check_in_range,
+    check_orthonormal,
+    check_positive_int,
+)
+
+SHARED_ALGORITHMS = {"personalized": kern.PERSONALIZED, "fedrep": kern.FEDREP,
+                     "oracle": kern.ORACLE}
+THETA_ALGORITHMS = {"local": kern.LOCAL, "fedtd": kern.FEDTD, "lowrank_svd": kern.LOWRANK}
+ALGORITHMS = (*SHARED_ALGORITHMS, *THETA_ALGORITHMS)
+SAMPLINGS = ("markov", "iid", "expected")
+#: Divergence threshold as a multiple of the problem scale.
+DIVERGENCE_FACTOR = 1e6
+#: Largest number of random numbers per chunk buffer (2^22 float64 = 32 MiB).
+DRAW_BUDGET = 2**22
+#: With fewer seeds than threads, K = 1 runs with at least this many agents (and >= n_states)
+#: run the agents' blocks in parallel instead of the seeds (same results either way).
+AGENT_PARALLEL_MIN = 1024
+METRICS = ("subspace_distance", "subspace_distance_frobenius", "parameter_error",
+           "relative_parameter_error", "head_error", "gain_error")
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Trace:
+    """Records and final state of a simulation (arrays indexed by seed first).
+
+    Parameters
+    ----------
+    algorithm, sampling : str
+        What was run.
+    seeds : (S,) int
+        The seed values, in order.
+    record_steps : (R,) int
+        Iterations completed at each record: 0, record_every, 2 record_every, ..., and steps.
+    subspace_distance, subspace_distance_frobenius : (S, R) or None
+        dist(B_t, B*) = ||(I - B* B*^T) B_t||_2 and its Frobenius version, for the basis of the
+        method: B_t (personalized, fedrep; B* for oracle); the top-r left singular vectors of
+        the stacked Theta_t (local, lowrank_svd; NaN while sigma_r(Theta_t) = 0, e.g. at step
+        0); for fedtd, which has no r-dimensional representation, the sine of the angle
+        between the average parameter and span(B*) (NaN while it is 0). None when the problem
+        has no B_star.
+    parameter_error : (S, R)
+        (1/N) sum_i ||theta_i - theta_i*||^2, theta_i = B w_i for the shared-basis methods.
+    relative_parameter_error : (S, R)
+        The same with each agent's term divided by ||theta_i*||^2 (agents with theta_i* = 0
+        left out; NaN if all are).
+    head_error : (S, R) or None
+        (1/N) sum_i ||w_i - B^T theta_i*||^2, the head part of the parameter error (its
+        subspace part is (1/N) sum_i ||(I - B B^T) theta_i*||^2); None for the methods without
+        heads (local, fedtd, lowrank_svd).
+    gain_error : (S, R)
+        (1/N) sum_i (eta_i - J_i)^2.
+    theta : (S, N, dim)
+        Final parameters (B w_i for the shared-basis methods).
+    eta : (S, N)
+        Final gains.
+    B : (S, dim, rank) or None
+        Final basis (for local and lowrank_svd the top-r left singular vectors of the final
+        Theta); None for fedtd and when no rank is known.
+    heads : (S, N, rank) or None
+        Final heads; None for the methods without heads.
+    diverged : (S,) int
+        Iterations completed when the seed diverged, or -1.
+    divergence_threshold : float
+        The bound on the iterates' absolute entries used for ``diverged``.
+    settings : mapping
+        Every option of the run (rank, communication_period, rebase_heads, c_eta, c_B, tau,
+        step_size, steps, record_every, n_agents).
+
+    Notes
+    -----
+    Raw arrays hold NaN at the records taken at or after a seed's divergence step, and a
+    diverged seed's final state is its state at that step. Use `valid` or `to_frame`, which
+    drops those records, rather than the NaNs.
+    """
+
+    algorithm: str
+    sampling: str
+    seeds: IntArray
+    record_steps: IntArray
+    subspace_distance: FloatArray | None
+    subspace_distance_frobenius: FloatArray | None
+    parameter_error: FloatArray
+    relative_parameter_error: FloatArray
+    head_error: FloatArray | None
+    gain_error: FloatArray
+    theta: FloatArray
+    eta: FloatArray
+    B: FloatArray | None
+    heads: FloatArray | None
+    diverged: IntArray
+    divergence_threshold: float
+    settings: Mapping[str, Any]
+
+    @property
+    def valid(self) -> np.ndarray:
+        """(S, R) bool: records taken before the seed diverged."""
+        limit = np.where(self.diverged >= 0, self.diverged, np.iinfo(np.int64).max)
+        return self.record_steps[None, :] < limit[:, None]
+
+    def to_frame(self) -> pd.DataFrame:
+        """Long table, one row per (seed, record) before divergence, one column per metric.
+
+        Columns: algorithm, seed, step, the metrics present (see `METRICS`), and diverged
+        (bool: the seed diverged at some point of the run).
+        """
+        seed_idx, rec_idx = np.nonzero(self.valid)
+        columns: dict[str, Any] = {
+            "algorithm": self.algorithm,
+            "seed": self.seeds[seed_idx],
+            "step": self.record_steps[rec_idx],
+        }
+        for name in METRICS:
+            values = getattr(self, name)
+            if values is not None:
+                columns[name] = values[seed_idx, rec_idx]
+        columns["diverged"] = self.diverged[seed_idx] >= 0
+        return pd.DataFrame(columns)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Config:
+    """Validated options of one run."""
+
+    algorithm: str
+    sampling: str
+    steps: int
+    schedule: schedules.Schedule
+    seeds: tuple[int, ...]
+    rank: int | None
+    record_steps: IntArray
+    period: int
+    rebase_heads: bool
+    c_eta: float
+    c_B: float
+    tau: int
+    threshold: float
+    init_subspace: FloatArray | None
+    progress: bool
+
+    @property
+    def shared(self) -> bool:
+        return self.algorithm in SHARED_ALGORITHMS
+
+    @property
+    def code(self) -> int:
+        return {**SHARED_ALGORITHMS, **THETA_ALGORITHMS}[self.algorithm]
+
+
+def _choice(value: Any, name: str, options: Sequence[str]) -> str:
+    if value not in options:
+        raise ValueError(f"{name} must be one of {', '.join(map(repr, options))}; got {value!r}")
+    return value
+
+
+def _check_seeds(seeds: int | Sequence[int]) -> tuple[int, ...]:
+    """An int k means seeds 0..k-1; a sequence gives distinct non-negative seed values."""
+    if isinstance(seeds, int | np.integer) and not isinstance(seeds, bool):
+        return tuple(range(check_positive_int(seeds, "seeds")))
+    if isinstance(seeds, str | bytes) or not isinstance(seeds, Sequence | np.ndarray):
+        raise ValueError(f"seeds must be a count >= 1 or a sequence of seed values; got {seeds!r}")
+    values = tuple(check_positive_int(s, "every seed value", minimum=0) for s in seeds)
+    if not values or len(set(values)) != len(values):
+        raise ValueError(f"seeds must be a non-empty sequence of distinct values; got {seeds!r}")
+    return values
+
+
+def _check_rank(problem: Any, algorithm: str, rank: int | None) -> int | None:
+    planted = None if problem.B_star is None else problem.B_star.shape[1]
+    if rank is None:
+        rank = planted if planted is not None else problem.rank
+    else:
+        rank = check_positive_int(rank, "rank")
+        if planted is not None and rank != planted:
+            raise ValueError(f"rank must equal the rank of problem.B_star ({planted}); got {rank}")
+    if rank is None and algorithm not in ("local", "fedtd"):
+        raise ValueError(f"rank must be given for algorithm {algorithm!r}: the problem has none")
+    if rank is not None and rank > problem.dim:
+        raise ValueError(f"rank must be <= dim = {problem.dim}; got {rank}")
+    if algorithm == "oracle" and problem.B_star is None:
+        raise ValueError("algorithm 'oracle' needs a problem with B_star; got B_star = None")
+    return rank
+
+
+def _record_steps(steps: int, record_every: int | None, period: int, synced: bool) -> IntArray:
+    """0, record_every, 2 record_every, ... and steps; multiples of K when rounds are periodic."""
+    if record_every is None:
+        unit = period if synced else 1
+        record_every = min(steps, unit * max(1, steps // (100 * unit)))
+    else:
+        record_every = check_positive_int(record_every, "record_every")
+        if record_every > steps:
+            raise ValueError(f"record_every must lie in [1, steps = {steps}]; got {record_every}")
+        if synced and record_every % period:
+            raise ValueError(f"record_every must be a multiple of communication_period = "
+                             f"{period} (records are taken after a round); got {record_every}")
+    return np.unique(np.append(np.arange(0, steps + 1, record_every), steps)).astype(np.int64)
+
+
+def _check_init(init_subspace: Any, algorithm: str, dim: int,
+                rank: int | None) -> FloatArray | None:
+    if init_subspace is None:
+        return None
+    if algorithm not in ("personalized", "fedrep"):
+        raise ValueError(f"init_subspace applies to 'personalized' and 'fedrep' only; got it for "
+                         f"{algorithm!r}")
+    B0 = check_orthonormal(init_subspace, "init_subspace")
+    if B0.shape != (dim, rank):
+        raise ValueError(f"init_subspace must have shape (dim, rank) = {(dim, rank)}; got "
+                         f"{B0.shape}")
+    return np.array(B0)
+
+
+def _problem_scale(problem: Any) -> float:
+    return float(max(1.0, np.max(np.abs(problem.rewards)),
+                     np.max(np.linalg.norm(problem.theta_star, axis=1)), problem.reward_noise))
+
+
+def _positive(value: Any, name: str) -> float:
+    return check_in_range(value, name, 0.0, np.inf, low_open=True, high_open=True)
+
+
+def _configure(problem: Any, algorithm: str, sampling: str, options: dict[str, Any]) -> _Config:
+    """Validate every argument of `run` (ValueError names the argument and the value)."""
+    for field in ("P", "rewards", "features", "mu", "average_reward", "theta_star", "B_star"):
+        if not hasattr(problem, field):
+            raise ValueError(f"problem must be a ptdlib.problems.Problem; got "
+                             f"{type(problem).__name__} without {field!r}")
+    algorithm = _choice(algorithm, "algorithm", ALGORITHMS)
+    sampling = _choice(sampling, "sampling", SAMPLINGS)
+    steps_ = check_positive_int(options["steps"], "steps")
+    period = check_positive_int(options["communication_period"], "communication_period")
+    rank = _check_rank(problem, algorithm, options["rank"])
+    synced = algorithm in ("personalized", "fedrep", "fedtd", "lowrank_svd")
+    period = period if synced else 1  # K has no effect on local and oracle
+    threshold = options["divergence_threshold"]
+    threshold = (DIVERGENCE_FACTOR * _problem_scale(problem) if threshold is None
+                 else _positive(threshold, "divergence_threshold"))
+    return _Config(
+        algorithm=algorithm, sampling=sampling, steps=steps_,
+        schedule=schedules.as_schedule(options["step_size"]),
+        seeds=_check_seeds(options["seeds"]), rank=rank,
+        record_steps=_record_steps(steps_, options["record_every"], period, synced),
+        period=period, rebase_heads=bool(options["rebase_heads"]),
+        c_eta=_positive(options["c_eta"], "c_eta"), c_B=_positive(options["c_B"], "c_B"),
+        tau=check_positive_int(options["tau"], "tau"), threshold=threshold,
+        init_subspace=_check_init(options["init_subspace"], algorithm, problem.dim, rank),
+        progress=bool(options["progress"]))
+
+
+@dataclasses.dataclass
+class _State:
+    """Iterates and records of every seed, mutated in place by the kernels."""
+
+    B: FloatArray  # (S, dim, rank) server basis (shared-basis methods)
+    B_local: FloatArray  # (S, N, dim, rank) agents' copies when K > 1, else (S, 0, dim, rank)
+    w: FloatArray  # (S, N, rank)
+    eta: FloatArray  # (S, N)
+    theta: FloatArray  # (S, N, dim) (full-parameter methods), else (S, 0, dim)
+    states: IntArray  # (S, N) current states (markov)
+    diverged: IntArray  # (S,)
+    records: FloatArray  # (S, R, N_METRICS)
+    distances: FloatArray  # (2, S, R): spectral, Frobenius
+
+
+def _agent_streams(seed: int, n_agents: int) -> tuple[list[np.random.Generator],
+                                                      list[np.random.Generator]]:
+    """Agent i's transition stream SeedSequence(seed).spawn(N)[i] and noise stream (i, 0)."""
+    children = np.random.SeedSequence(seed).spawn(n_agents)
+    transitions = [np.random.default_rng(child) for child in children]
+    noise = [np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(i, 0)))
+             for i in range(n_agents)]
+    return transitions, noise
+
+
+def _mu_tables(mu: FloatArray) -> markov.AliasTables:
+    """Alias tables of the rows mu_i, packed n rows per (n x n) block (padded with uniform rows).
+
+    Agent i's table is row i % n of block i // n; the construction is row by row, so the table
+    of mu_i equals that of any chain whose rows are all mu_i.
+    """
+    n_agents, n = mu.shape
+    blocks = -(-n_agents // n)
+    rows = np.full((blocks * n, n), 1.0 / n)
+    rows[:n_agents] = mu
+    return markov.alias_tables(rows.reshape(blocks, n, n))
+
+
+def _packed(prob: FloatArray, alias: IntArray) -> FloatArray:
+    """(..., n, 2) table holding (prob, alias) side by side: one cache line per draw."""
+    table = np.empty((*prob.shape, 2))
+    table[..., 0] = prob
+    table[..., 1] = alias  # states < 2^53 are exact in float64
+    return table
+
+
+def _transition_table(P: FloatArray) -> FloatArray:
+    """Packed alias tables (N, n, n, 2) of every agent, built in blocks to bound peak memory."""
+    N, n, _ = P.shape
+    table = np.empty((N, n, n, 2))
+    block = max(1, DRAW_BUDGET // (n * n))
+    for start in range(0, N, block):
+        tables = markov.alias_tables(P[start:start + block])
+        table[start:start + block] = _packed(tables.prob, tables.alias)
+    return table
+
+
+def _kernel_arrays(problem: Any, cfg: _Config) -> types.SimpleNamespace:
+    """Writable contiguous copies of the problem's arrays, in the kernels' dtypes."""
+    theta_star = np.array(problem.theta_star, dtype=np.float64)
+    norms = np.sum(theta_star**2, axis=1)
+    nonzero = norms > 0
+    rel_weight = np.where(nonzero, 1.0 / np.where(nonzero, norms, 1.0), 0.0) / max(nonzero.sum(), 1)
+    return types.SimpleNamespace(
+        Phi=np.array(problem.features, dtype=np.float64),
+        rewards=np.array(problem.rewards, dtype=np.float64),
+        theta_star=theta_star, J=np.array(problem.average_reward, dtype=np.float64),
+        rel_weight=rel_weight, any_nonzero=bool(nonzero.any()),
+        sigma=float(problem.reward_noise))
+
+
+def _initial_state(problem: Any, cfg: _Config) -> _State:
+    S, N, d = len(cfg.seeds), problem.n_agents, problem.dim
+    r = cfg.rank or 1
+    if cfg.algorithm == "oracle":
+        B = np.broadcast_to(problem.B_star, (S, d, r)).copy()
+    elif cfg.init_subspace is not None:
+        B = np.broadcast_to(cfg.init_subspace, (S, d, r)).copy()
+    elif cfg.shared:
+        B = np.stack([subspace.haar_orthonormal(d, r, np.random.default_rng(seed))
+                      for seed in cfg.seeds])
+    else:
+        B = np.zeros((S, d, r))
+    copies = cfg.shared and cfg.period > 1
+    R = len(cfg.record_steps)
+    return _State(
+        B=B, B_local=np.repeat(B[:, None], N if copies else 0, axis=1),
+        w=np.zeros((S, N, r)), eta=np.zeros((S, N)),
+        theta=np.zeros((S, 0 if cfg.shared else N, d)), states=np.zeros((S, N), dtype=np.int64),
+        diverged=np.full(S, -1, dtype=np.int64), records=np.full((S, R, kern.N_METRICS), np.nan),
+        distances=np.full((2, S, R), np.nan))
+
+
+def _snapshot_width(cfg: _Config, dim: int) -> int:
+    """Columns of a record snapshot: the basis (rank), Theta Theta^T (dim) or the mean (1)."""
+    if cfg.shared:
+        return cfg.rank
+    return 1 if cfg.algorithm == "fedtd" else dim
+
+
+def _subspace_distances(snapshots: FloatArray, cfg: _Config,
+                        B_star: FloatArray | None) -> FloatArray:
+    """(2, S, Rc) spectral and Frobenius distances to B* from (S, Rc, dim, m) snapshots."""
+    out = np.full((2, *snapshots.shape[:2]), np.nan)
+    if B_star is None:  # then rank may be None too; there is nothing to compare with
+        return out
+    ok = np.isfinite(snapshots).all(axis=(-2, -1))
+    snap = snapshots[ok]
+    if cfg.shared:
+        out[:, ok] = subspace.subspace_distances(snap, B_star)
+    elif cfg.algorithm == "fedtd":
+        mean = snap[..., 0]
+        norm = np.linalg.norm(mean, axis=-1)
+        u = mean / np.where(norm > 0, norm, 1.0)[:, None]
+        line = np.linalg.norm(u - (u @ B_star) @ B_star.T, axis=-1)
+        out[:, ok] = np.where(norm > 0, line, np.nan)
+    else:
+        eigval, eigvec = np.linalg.eigh(snap)
+        basis = eigvec[..., ::-1][..., : cfg.rank]
+        # span of the top r is undefined while sigma_r(Theta) is zero to round-off
+        defined = eigval[..., -cfg.rank] > snap.shape[-1] * np.finfo(float).eps * eigval[..., -1]
+        spectral, frobenius = subspace.subspace_distances(basis, B_star)
+        out[:, ok] = np.where(defined, np.stack([spectral, frobenius]), np.nan)
+    return out
+
+
+def _record_now(st: _State, s: int, g: int, cfg: _Config, arr: types.SimpleNamespace,
+                B_star: FloatArray | None) -> None:
+    """Record g of seed s from Python (step 0 and the mean-path mode)."""
+    snapshot = np.full((1, 1, arr.Phi.shape[1], _snapshot_width(cfg, arr.Phi.shape[1])), np.nan)
+    if cfg.shared:
+        kern.record_shared(np.ascontiguousarray(st.B[s].T), st.w[s], st.eta[s], arr.theta_star,
+                           arr.J, arr.rel_weight, st.records[s, g])
+        snapshot[0, 0] = st.B[s]
+    else:
+        kern.record_theta(st.theta[s], st.eta[s], arr.theta_star, arr.J, arr.rel_weight,
+                          cfg.code, st.records[s, g], snapshot[0, 0])
+    st.distances[:, s, g] = _subspace_distances(snapshot, cfg, B_star)[:, 0, 0]
+
+
+def _record_positions(record_steps: IntArray, t: int, length: int) -> tuple[IntArray, int, int]:
+    """record_at[j] = global record index after chunk iteration j (or -1), first index, count."""
+    inside = np.flatnonzero((record_steps > t) & (record_steps <= t + length))
+    record_at = np.full(length, -1, dtype=np.int64)
+    record_at[record_steps[inside] - t - 1] = inside
+    return record_at, int(inside[0]) if inside.size else 0, int(inside.size)
+
+
+def _fill_draws(streams: list, live: np.ndarray, length: int, staging: FloatArray,
+                out: FloatArray, normal: bool) -> None:
+    """One chunk of draws: each agent's Generator fills its own contiguous block of ``staging``
+    (N, steps, ...), then ``out`` (S, steps, N, ...) receives it time-major for the kernel."""
+    for s in np.flatnonzero(live):
+        for i, generator in enumerate(streams[s]):
+            if normal:
+                generator.standard_normal(out=staging[i, :length])
+            else:
+                generator.random(out=staging[i, :length])
+        out[s, :length] = np.swapaxes(staging[:, :length], 0, 1)
+
+
+def _run_sampled(problem: Any, cfg: _Config, st: _State, arr: types.SimpleNamespace) -> None:
+    """Markov or i.i.d. sampling: bulk draws per chunk, then a compiled kernel consumes them."""
+    S, N, n, d = len(cfg.seeds), problem.n_agents, problem.n_states, problem.dim
+    per_step = 1 if cfg.sampling == "markov" else 2
+    P_table = _transition_table(np.asarray(problem.P))
+    mu_tables = _mu_tables(np.asarray(problem.mu))
+    mu_table = _packed(mu_tables.prob, mu_tables.alias).reshape(-1, 1, n, 2)[:N].copy()
+    streams = [_agent_streams(seed, N) for seed in cfg.seeds]
+    if cfg.sampling == "markov":  # s_0 ~ mu_i from the first uniform of the agent's stream
+        u0 = np.array([[g.random() for g in transitions] for transitions, _ in streams])
+        agents = np.arange(N)
+        st.states[:] = markov.sample_next_states(mu_tables, agents // n, agents % n, u0)
+    length_max = max(1, min(cfg.steps, DRAW_BUDGET // (S * N * per_step)))
+    staging = np.empty((N, length_max, per_step))
+    uniforms = np.empty((S, length_max, N, per_step))
+    noisy = arr.sigma > 0
+    normals = np.empty((S, length_max if noisy else 0, N))
+    staging_normal = np.empty((N, length_max if noisy else 0))
+    width = _snapshot_width(cfg, d)
+    # Fewer seeds than threads and many agents: parallel over blocks of agents, not seeds.
+    by_agents = (cfg.shared and cfg.period == 1 and numba.get_num_threads() > S
+                 and max(n, AGENT_PARALLEL_MIN) <= N)
+    progress = _progress_bar(cfg, cfg.steps)
+    for t in range(0, cfg.steps, length_max):
+        length = min(length_max, cfg.steps - t)
+        live = st.diverged < 0
+        _fill_draws([tr for tr, _ in streams], live, length, staging, uniforms, normal=False)
+        if noisy:
+            _fill_draws([nz for _, nz in streams], live, length, staging_normal, normals,
+                        normal=True)
+        alphas = cfg.schedule.values(np.arange(t, t + length))
+        record_at, offset, count = _record_positions(cfg.record_steps, t, length)
+        snapshots = np.full((S, max(count, 1), d, width), np.nan)
+        common = (arr.Phi, arr.rewards, P_table, mu_table,
+                  0 if cfg.sampling == "markov" else 1, uniforms, normals, arr.sigma, alphas, t,
+                  cfg.steps, cfg.period, cfg.code)
+        tail = (record_at, offset, arr.theta_star, arr.J, arr.rel_weight, st.records, snapshots)
+        if by_agents:
+            kern.shared_chunk_by_agents(
+                st.B, st.w, st.eta, st.states, st.diverged, *common[:-3], cfg.code, cfg.tau,
+                cfg.rebase_heads, cfg.c_eta, cfg.c_B, cfg.threshold, *tail)
+        elif cfg.shared:
+            kern.shared_chunk(st.B, st.B_local, st.w, st.eta, st.states, st.diverged, *common,
+                              cfg.tau, cfg.rebase_heads, cfg.c_eta, cfg.c_B, cfg.threshold, *tail)
+        else:
+            kern.theta_chunk(st.theta, st.eta, st.states, st.diverged, *common, cfg.rank or 1,
+                             cfg.c_eta, cfg.threshold, *tail)
+        if count:
+            st.distances[:, :, offset:offset + count] = _subspace_distances(
+                snapshots[:, :count], cfg, problem.B_star)
+        progress.update(length)
+    progress.close()
+
+
+def _progress_bar(cfg: _Config, total: int) -> Any:
+    from tqdm.auto import tqdm  # imported lazily: only runs that show a bar pay for it
+
+    return tqdm(total=total, disable=not cfg.progress, unit="step",
+                desc=f"{cfg.algorithm} ({cfg.sampling})")
+
+
+def _within(threshold: float, *arrays: np.ndarray) -> bool:
+    """Every entry finite with absolute value <= threshold (the divergence test)."""
+    return all(bool(np.all(np.abs(a) <= threshold)) for a in arrays)
+
+
+def _expected_shared_step(st: _State, s: int, t: int, alpha: float, cfg: _Config,
+                          mean: types.SimpleNamespace) -> bool:
+    """One mean-path iteration of personalized, fedrep or oracle for seed s (DESIGN steps 2-7)."""
+    copies = st.B_local.shape[1] > 0
+    basis = st.B_local[s] if copies else st.B[s]
+    w, eta = st.w[s], st.eta[s]
+    z = steps.expected_td_direction(mean.A, mean.b, mean.Phi_mu, mean.J, eta,
+                                    steps.shared_parameter(basis, w))
+    rep = cfg.algorithm == "personalized" or (
+        cfg.algorithm == "fedrep" and steps.fedrep_updates_representation(t, cfg.tau))
+    new_w = w if (cfg.algorithm == "fedrep" and rep) else steps.head_step(w, basis, z, alpha)
+    st.eta[s] = steps.gain_step(eta, mean.J, alpha, cfg.c_eta)
+    if rep:
+        G = steps.representation_gradient(z, w)
+        if copies:
+            st.B_local[s] = steps.local_representation_step(st.B_local[s], G, alpha, cfg.c_B)
+        else:
+            B_tilde = steps.server_average(st.B[s], G, alpha, cfg.c_B)
+    ok = _within(cfg.threshold, st.eta[s], new_w)
+    if ok and kern._communicates(t, cfg.steps, cfg.period, cfg.code, cfg.tau):
+        if copies:
+            B_tilde = steps.average_local_copies(st.B_local[s])
+        try:
+            retracted = steps.retraction_step(B_tilde, new_w, rebase_heads=cfg.rebase_heads)
+        except ValueError:  # non-finite or rank-deficient B~: the kernels' divergence rule
+            return False
+        st.B[s], new_w = retracted.B, retracted.w
+        if copies:
+            st.B_local[s] = retracted.B
+        ok = _within(cfg.threshold, new_w)
+    st.w[s] = new_w
+    return ok
+
+
+def _expected_theta_step(st: _State, s: int, t: int, alpha: float, cfg: _Config,
+                         mean: types.SimpleNamespace) -> bool:
+    """One mean-path iteration of local, fedtd or lowrank_svd for seed s."""
+    z = steps.expected_td_direction(mean.A, mean.b, mean.Phi_mu, mean.J, st.eta[s], st.theta[s])
+    st.eta[s] = steps.gain_step(st.eta[s], mean.J, alpha, cfg.c_eta)
+    st.theta[s] = steps.local_td_step(st.theta[s], z, alpha)
+    if not _within(cfg.threshold, st.eta[s], st.theta[s]):
+        return False
+    if cfg.algorithm != "local" and ((t + 1) % cfg.period == 0 or t + 1 == cfg.steps):
+        st.theta[s] = (steps.fedtd_average(st.theta[s]) if cfg.algorithm == "fedtd"
+                       else steps.lowrank_projection(st.theta[s], cfg.rank).theta)
+    return True
+
+
+def _run_expected(problem: Any, cfg: _Config, st: _State, arr: types.SimpleNamespace) -> None:
+    """Mean-path mode: the steps of ptdlib.steps with expected TD directions, seed by seed."""
+    mean = types.SimpleNamespace(A=np.asarray(problem.A), b=np.asarray(problem.b),
+                                 Phi_mu=np.asarray(problem.mu) @ arr.Phi, J=arr.J)
+    step = _expected_shared_step if cfg.shared else _expected_theta_step
+    record_index = {int(k): g for g, k in enumerate(cfg.record_steps)}
+    alphas = cfg.schedule.values(np.arange(cfg.steps))
+    progress = _progress_bar(cfg, cfg.steps * len(cfg.seeds))
+    for s in range(len(cfg.seeds)):
+        # Divergence is detected explicitly after each step; silence the overflow on the way.
+        with np.errstate(over="ignore", invalid="ignore"):
+            for t in range(cfg.steps):
+                if not step(st, s, t, float(alphas[t]), cfg, mean):
+                    st.diverged[s] = t + 1
+                    break
+                g = record_index.get(t + 1)
+                if g is not None:
+                    _record_now(st, s, g, cfg, arr, problem.B_star)
+        progress.update(cfg.steps)
+    progress.close()
+
+
+def _final_bases(theta: FloatArray, rank: int) -> FloatArray:
+    """Top-r left singular vectors of each seed's stacked Theta (NaN for non-finite seeds)."""
+    out = np.full((theta.shape[0], theta.shape[2], rank), np.nan)
+    for s, theta_s in enumerate(theta):
+        if np.all(np.isfinite(theta_s)):
+            out[s] = steps.lowrank_projection(theta_s, rank).basis
+    return out
+
+
+def _trace(problem: Any, cfg: _Config, st: _State, arr: types.SimpleNamespace,
+           step_size: Any) -> Trace:
+    if cfg.shared:
+        theta, B, heads = np.einsum("sdr,snr->snd", st.B, st.w), st.B, st.w
+    else:
+        theta, heads = st.theta, None
+        B = (_final_bases(st.theta, cfg.rank)
+             if cfg.algorithm != "fedtd" and cfg.rank is not None else None)
+    records = st.records
+    if not arr.any_nonzero:
+        records[..., kern.RELATIVE] = np.nan
+    has_distance = problem.B_star is not None
+    settings = {"steps": cfg.steps, "n_agents": problem.n_agents, "rank": cfg.rank,
+                "record_every": int(cfg.record_steps[1] - cfg.record_steps[0]),
+                "communication_period": cfg.period, "rebase_heads": cfg.rebase_heads,
+                "c_eta": cfg.c_eta, "c_B": cfg.c_B, "tau": cfg.tau,
+                "step_size": repr(cfg.schedule) if not isinstance(step_size, int | float)
+                else float(step_size)}
+    return Trace(
+        algorithm=cfg.algorithm, sampling=cfg.sampling, seeds=np.array(cfg.seeds),
+        record_steps=cfg.record_steps,
+        subspace_distance=st.distances[0] if has_distance else None,
+        subspace_distance_frobenius=st.distances[1] if has_distance else None,
+        parameter_error=records[..., kern.PARAM],
+        relative_parameter_error=records[..., kern.RELATIVE],
+        head_error=records[..., kern.HEAD] if cfg.shared else None,
+        gain_error=records[..., kern.GAIN], theta=theta, eta=st.eta, B=B, heads=heads,
+        diverged=st.diverged, divergence_threshold=cfg.threshold,
+        settings=types.MappingProxyType(settings))
+
+
+def run(problem: Any, algorithm: str = "personalized", *, steps: int,
+        step_size: float | schedules.Schedule | Callable[[int], float],
+        seeds: int | Sequence[int], rank: int | None = None, record_every: int | None = None,
+        sampling: str = "markov", init_subspace: FloatArray | None = None,
+        communication_period: int = 1, rebase_heads: bool = False, c_eta: float = 1.0,
+        c_B: float = 1.0, tau: int = 1, divergence_threshold: float | None = None,
+        progress: bool = False) -> Trace:
+    """Run an algorithm on a problem for every seed, all agents at once, and record it.
+
+    Parameters
+    ----------
+    problem : ptdlib.problems.Problem
+        Chains P (N, n, n), rewards (N, n), features (n, dim), fixed points, B_star (dim, r).
+    algorithm : str, optional
+        "personalized" (default), "fedrep", "oracle", "local", "fedtd" or "lowrank_svd"
+        (module docstring).
+    steps : int
+        Iterations T >= 1.
+    step_size : float, Schedule or callable
+        alpha_t: a positive number (constant), a `ptdlib.schedules.Schedule`, or t -> alpha_t.
+    seeds : int or sequence of int
+        A count k >= 1 means seeds 0, 1, ..., k-1; a sequence gives distinct seed values >= 0.
+    rank : int, optional
+        r; defaults to the rank of problem.B_star (and must equal it when B_star exists).
+    record_every : int, optional
+        Record after every record_every iterations (and after the last); in [1, steps] and a
+        multiple of communication_period for the communicating methods. Default: about 100
+        records.
+    sampling : str, optional
+        "markov" (default), "iid" or "expected" (the mean path).
+    init_subspace : (dim, rank) array, optional
+        Orthonormal initial basis for personalized and fedrep; None draws a Haar-random one
+        per seed from ``default_rng(seed)``.
+    communication_period : int, optional
+        K >= 1 (module docstring).
+    rebase_heads : bool, optional
+        Re-base the heads w <- R w at each retraction (DESIGN step 7). Default False.
+    c_eta, c_B : float, optional
+        Single-timescale ratios of the gain and representation steps (default 1).
+    tau : int, optional
+        FedRep head steps per representation step (default 1).
+    divergence_threshold : float, optional
+        Bound on the iterates' absolute entries; default 1e6 times the problem scale.
+    progress : bool, optional
+        Show a tqdm progress bar (default False).
+
+    Returns
+    -------
+    Trace
+
+    Raises
+    ------
+    ValueError
+        For an unknown algorithm or sampling, steps < 1, a step size that is not finite and
+        > 0, record_every out of range, a rank that does not match B_star, an init_subspace of
+        the wrong shape or not orthonormal, oracle without B_star, K < 1, tau < 1.
+
+    Notes
+    -----
+    One iteration: DESIGN section 2, steps 1-7, composed from `ptdlib.steps`.
+    """
+    options = {"steps": steps, "step_size": step_size, "seeds": seeds, "rank": rank,
+               "record_every": record_every, "init_subspace": init_subspace,
+               "communication_period": communication_period, "rebase_heads": rebase_heads,
+               "c_eta": c_eta, "c_B": c_B, "tau": tau,
+               "divergence_threshold": divergence_threshold, "progress": progress}
+    cfg = _configure(problem, algorithm, sampling, options)
+    arr = _kernel_arrays(problem, cfg)
+    st = _initial_state(problem, cfg)
+    for s in range(len(cfg.seeds)):
+        _record_now(st, s, 0, cfg, arr, problem.B_star)
+    (_run_expected if cfg.sampling == "expected" else _run_sampled)(problem, cfg, st, arr)
+    return _trace(problem, cfg, st, arr, step_size)

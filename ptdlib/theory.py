@@ -1,0 +1,753 @@
+"""Every theoretical constant, bound and condition ptd uses, each with its source.
+
+Primer
+------
+Mixing. For an ergodic chain P with stationary distribution mu, d(t) = max_s TV(P^t(s, .), mu)
+decays geometrically (Levin, Peres & Wilmer 2017, Thm. 4.9). Finite-time TD analyses state this
+as uniform ergodicity, d(t) <= m rho^t, and measure Markovian noise through
+tau_mix(eps) = min{t >= 0 : m rho^t <= eps} (Bhandari, Russo & Singal 2018). The textbook
+t_mix(eps) = min{t : d(t) <= eps} obeys d(l t_mix) <= 2^-l (submultiplicativity) and, for
+reversible chains, the relaxation-time sandwich. Two-state, lazy-cycle and lazy-hypercube chains
+have closed forms used as known answers.
+
+Linear mean path. Averaging TD over the stationary distribution gives x <- x + alpha (A x + b)
+with A negative definite: omega = lambda_min(-sym(A)) > 0, sym(A) = (A + A^T)/2. The classical
+sufficient step alpha <= omega / ||A||_2^2 makes the Euclidean error contract by
+sqrt(1 - alpha omega) per step; the exact threshold is alpha_crit = min_j 2 Re(-lambda_j) /
+|lambda_j|^2 over the eigenvalues of A, and alpha_suff <= alpha_crit / 2 always.
+
+Shared subspace. chi = max_i ||(I - B* B*^T) A_i B*||_2 (misalignment: 0 iff span(B*) is
+invariant under every A_i) and lambda_w = sigma_r(W*)^2 / N (head diversity: 0 when N < r or the
+heads do not span R^r, in which case B* is not identifiable).
+
+Conditions return a :class:`Condition` whose string names the inequality and whether it held.
+This module imports only numpy and scipy (it sits below every other ptd module).
+
+References
+----------
+Levin, D. A., Peres, Y. & Wilmer, E. L. (2017). Markov Chains and Mixing Times, 2nd ed. AMS.
+Bhandari, J., Russo, D. & Singal, R. (2018). A finite time analysis of temporal difference
+learning with linear function approximation. COLT.
+Srikant, R. & Ying, L. (2019). Finite-time error bounds for linear stochastic approximation and
+TD learning. COLT.
+Tsitsiklis, J. N. & Van Roy, B. (1999). Average cost temporal-difference learning. Automatica
+35(11), 1799-1808.
+Collins, L., Hassani, H., Mokhtari, A. & Shakkottai, S. (2021). Exploiting shared
+representations for personalized federated learning. ICML.
+Horn, R. A. & Johnson, C. R. (2013). Matrix Analysis, 2nd ed. Cambridge University Press.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import numpy as np
+import scipy.integrate
+import scipy.optimize
+import scipy.special
+from numpy.typing import ArrayLike, NDArray
+
+FloatArray = NDArray[np.float64]
+
+#: Same tolerance as ptdlib._validation.ORTHONORMAL_ATOL (theory.py may not import ptd modules).
+_ORTHONORMAL_ATOL = 1e-8
+
+
+# --------------------------------------------------------------------------- validation helpers
+
+def _finite(x: ArrayLike, name: str) -> FloatArray:
+    try:
+        arr = np.asarray(x, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{name} must be a numeric array; got {type(x).__name__}") from exc
+    if not np.all(np.isfinite(arr)):
+        index = tuple(int(i) for i in np.argwhere(~np.isfinite(arr))[0])
+        raise ValueError(f"{name} must be finite; got NaN or inf at index {index}")
+    return arr
+
+
+def _square_stack(A: ArrayLike, name: str = "A") -> FloatArray:
+    arr = _finite(A, name)
+    if arr.ndim < 2 or arr.shape[-1] != arr.shape[-2] or arr.shape[-1] == 0:
+        raise ValueError(f"{name} must be a square matrix (or a stack of them); got shape "
+                         f"{arr.shape}")
+    return arr
+
+
+def _scalar_or_array(x: FloatArray) -> float | FloatArray:
+    return float(x) if np.ndim(x) == 0 else x
+
+
+def _real(value: float, name: str, low: float, high: float, *, low_open: bool = True,
+          high_open: bool = True) -> float:
+    try:
+        x = float(value)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{name} must be a real number; got {value!r}") from exc
+    below = x <= low if low_open else x < low
+    above = x >= high if high_open else x > high
+    if not np.isfinite(x) or below or above:
+        interval = f"{'(' if low_open else '['}{low}, {high}{')' if high_open else ']'}"
+        raise ValueError(f"{name} must lie in {interval}; got {value!r}")
+    return x
+
+
+def _nonnegative_ints(t: ArrayLike, name: str) -> NDArray[np.int64]:
+    arr = np.asarray(t)
+    if not np.issubdtype(arr.dtype, np.integer) or np.any(arr < 0):
+        raise ValueError(f"{name} must be a non-negative integer (or an array of them); got {t!r}")
+    return arr.astype(np.int64)
+
+
+def _positive_int(value: int, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
+        raise ValueError(f"{name} must be an integer >= 1; got {value!r}")
+    return int(value)
+
+
+# --------------------------------------------------------------------------- conditions
+
+@dataclass(frozen=True)
+class Condition:
+    """A named inequality ``lhs <op> rhs`` evaluated on concrete numbers.
+
+    ``str(condition)`` names the inequality and says whether it held, e.g.
+    ``"step size: alpha <= omega / ||A||_2^2 FAILS (lhs = 0.3, rhs = 0.12)"``.
+    """
+
+    name: str
+    inequality: str
+    lhs: float
+    rhs: float
+    holds: bool
+
+    def __str__(self) -> str:
+        status = "holds" if self.holds else "FAILS"
+        return (f"{self.name}: {self.inequality} {status} "
+                f"(lhs = {self.lhs:.6g}, rhs = {self.rhs:.6g})")
+
+
+# --------------------------------------------------------------------------- mean-path constants
+
+def negative_definiteness_margin(A: ArrayLike) -> float | FloatArray:
+    """omega = lambda_min(-sym(A)), positive iff A is negative definite.
+
+    Parameters
+    ----------
+    A : (..., d, d) array_like
+        One matrix or a stack.
+
+    Returns
+    -------
+    float or (...) ndarray
+        The margin per matrix: x^T A x <= -omega ||x||^2 for all x.
+
+    Notes
+    -----
+    omega = lambda_min(-(A + A^T) / 2).
+
+    References
+    ----------
+    Tsitsiklis & Van Roy (1999) (A is negative definite when 1 is not in span(Phi));
+    Srikant & Ying (2019) (the margin in the finite-time bound).
+    """
+    A = _square_stack(A)
+    sym = -(A + np.swapaxes(A, -1, -2)) / 2
+    return _scalar_or_array(np.linalg.eigvalsh(sym)[..., 0])
+
+
+def sufficient_step_size(A: ArrayLike) -> float | FloatArray:
+    """Classical sufficient step alpha_suff = omega / ||A||_2^2 for x <- x + alpha (A x + b).
+
+    Parameters
+    ----------
+    A : (..., d, d) array_like
+        Negative definite matrix or stack.
+
+    Returns
+    -------
+    float or (...) ndarray
+        Per matrix; any 0 < alpha <= alpha_suff contracts the error by sqrt(1 - alpha omega).
+
+    Raises
+    ------
+    ValueError
+        If some matrix is not negative definite (omega <= 0).
+
+    Notes
+    -----
+    |(I + alpha A) x|^2 <= (1 - 2 alpha omega + alpha^2 ||A||_2^2) |x|^2 <= (1 - alpha omega) |x|^2.
+
+    References
+    ----------
+    The one-step Lyapunov argument of Srikant & Ying (2019) and Bhandari et al. (2018) with the
+    Lyapunov function ||x||^2.
+    """
+    A = _square_stack(A)
+    omega = np.asarray(negative_definiteness_margin(A))
+    if np.any(omega <= 0):
+        raise ValueError(f"A must be negative definite (omega = lambda_min(-sym(A)) > 0); got "
+                         f"omega = {float(np.min(omega)):.6g}")
+    return _scalar_or_array(omega / np.linalg.norm(A, ord=2, axis=(-2, -1)) ** 2)
+
+
+def contraction_factor_bound(A: ArrayLike, alpha: float) -> float | FloatArray:
+    """Euclidean contraction factor sqrt(1 - alpha omega) guaranteed when alpha <= alpha_suff.
+
+    Parameters
+    ----------
+    A : (..., d, d) array_like
+        Negative definite matrix or stack.
+    alpha : float
+        Step size, 0 < alpha <= sufficient_step_size(A) for every matrix.
+
+    Returns
+    -------
+    float or (...) ndarray
+        Upper bound on ||I + alpha A||_2 per matrix.
+
+    Notes
+    -----
+    ||I + alpha A||_2 <= sqrt(1 - alpha omega) for 0 < alpha <= omega / ||A||_2^2.
+
+    References
+    ----------
+    As :func:`sufficient_step_size`.
+    """
+    alpha_suff = np.asarray(sufficient_step_size(A))
+    alpha = _real(alpha, "alpha", 0.0, np.inf)
+    if alpha > np.min(alpha_suff):
+        raise ValueError(f"alpha must be <= alpha_suff = omega / ||A||_2^2 = "
+                         f"{float(np.min(alpha_suff)):.6g} for the bound to hold; got {alpha}")
+    omega = np.asarray(negative_definiteness_margin(A))
+    return _scalar_or_array(np.sqrt(1 - alpha * omega))
+
+
+def _critical_step_sizes(A: FloatArray) -> FloatArray:
+    """alpha_crit per matrix, 0 where some eigenvalue has Re >= 0 (no positive step is stable)."""
+    lam = np.linalg.eigvals(A)
+    abs2 = np.abs(lam) ** 2
+    # An eigenvalue with Re >= 0 gives a ratio <= 0 (lambda = 0 counts as 0), clipped to 0 below.
+    ratio = np.divide(-2 * lam.real, abs2, out=np.zeros_like(abs2), where=abs2 > 0)
+    return np.maximum(np.min(ratio, axis=-1), 0.0)
+
+
+def critical_step_size(A: ArrayLike) -> float | FloatArray:
+    """Exact stability threshold alpha_crit of the linear iteration x <- x + alpha (A x + b).
+
+    Parameters
+    ----------
+    A : (..., d, d) array_like
+        Matrix or stack whose eigenvalues all have negative real part.
+
+    Returns
+    -------
+    float or (...) ndarray
+        The iteration converges for every start iff 0 < alpha < alpha_crit.
+
+    Raises
+    ------
+    ValueError
+        If some eigenvalue has Re(lambda) >= 0 (no positive step is stable).
+
+    Notes
+    -----
+    |1 + alpha lambda| < 1 iff alpha < 2 Re(-lambda) / |lambda|^2, so rho(I + alpha A) < 1 iff
+    alpha < alpha_crit = min_j 2 Re(-lambda_j) / |lambda_j|^2.
+
+    References
+    ----------
+    Horn & Johnson (2013), Sec. 5.6: M^k -> 0 iff the spectral radius rho(M) < 1.
+    """
+    A = _square_stack(A)
+    max_real = np.max(np.linalg.eigvals(A).real, axis=-1)
+    if np.any(max_real >= 0):
+        index = np.unravel_index(np.argmax(max_real), max_real.shape)
+        where = f"A[{', '.join(str(int(i)) for i in index)}]" if index else "A"
+        raise ValueError(f"A must have eigenvalues with negative real part; {where} has "
+                         f"max Re(lambda) = {float(max_real[index]):.6g}")
+    return _scalar_or_array(_critical_step_sizes(A))
+
+
+def negative_definite_condition(A: ArrayLike) -> Condition:
+    """Condition omega = lambda_min(-sym(A)) > 0 on the worst matrix of a stack.
+
+    References
+    ----------
+    Tsitsiklis & Van Roy (1999); see :func:`negative_definiteness_margin`.
+    """
+    omega = float(np.min(negative_definiteness_margin(A)))
+    return Condition("negative definiteness", "omega = lambda_min(-sym(A)) > 0", omega, 0.0,
+                     omega > 0)
+
+
+def step_size_condition(alpha: float, A: ArrayLike) -> Condition:
+    """Condition alpha <= omega / ||A||_2^2 on the worst matrix of a stack.
+
+    A matrix that is not negative definite gives rhs = 0, so the condition fails.
+
+    References
+    ----------
+    See :func:`sufficient_step_size`.
+    """
+    A = _square_stack(A)
+    omega = np.asarray(negative_definiteness_margin(A))
+    alpha_suff = float(np.min(np.maximum(omega, 0) / np.linalg.norm(A, ord=2, axis=(-2, -1)) ** 2))
+    alpha = _real(alpha, "alpha", 0.0, np.inf)
+    return Condition("sufficient step size", "alpha <= omega / ||A||_2^2", alpha, alpha_suff,
+                     alpha <= alpha_suff)
+
+
+def stability_condition(alpha: float, A: ArrayLike) -> Condition:
+    """Condition alpha < alpha_crit on the worst matrix of a stack.
+
+    A matrix with an eigenvalue of non-negative real part gives rhs = 0, so the condition fails.
+
+    References
+    ----------
+    See :func:`critical_step_size`.
+    """
+    alpha_crit = float(np.min(_critical_step_sizes(_square_stack(A))))
+    alpha = _real(alpha, "alpha", 0.0, np.inf)
+    return Condition("mean-path stability", "alpha < alpha_crit = min_j 2 Re(-lambda_j) / "
+                     "|lambda_j|^2", alpha, alpha_crit, alpha < alpha_crit)
+
+
+# --------------------------------------------------------------------------- shared subspace
+
+def misalignment(A: ArrayLike, B_star: ArrayLike) -> float:
+    """chi = max_i ||(I - B* B*^T) A_i B*||_2: how far the A_i push span(B*) out of itself.
+
+    Parameters
+    ----------
+    A : (d, d) or (N, d, d) array_like
+        The agents' TD matrices.
+    B_star : (d, r) array_like
+        Orthonormal basis of the shared subspace.
+
+    Returns
+    -------
+    float
+        chi >= 0; chi = 0 iff span(B*) is invariant under every A_i.
+
+    Notes
+    -----
+    chi = max_i sigma_max(A_i B* - B* (B*^T A_i B*)).
+
+    References
+    ----------
+    ptd DESIGN Sec. 1; span(B*) is invariant under A iff (I - B* B*^T) A B* = 0 (Stewart & Sun
+    1990, Matrix Perturbation Theory, Ch. V).
+    """
+    A = _square_stack(A)
+    B_star = _finite(B_star, "B_star")
+    if B_star.ndim != 2 or B_star.shape[0] != A.shape[-1] or B_star.shape[1] == 0:
+        raise ValueError(f"B_star must be (d, r) with d = {A.shape[-1]} and r >= 1; got shape "
+                         f"{B_star.shape}")
+    gram_error = float(np.max(np.abs(B_star.T @ B_star - np.eye(B_star.shape[1]))))
+    if gram_error > _ORTHONORMAL_ATOL:
+        raise ValueError(f"B_star must have orthonormal columns (max |B^T B - I| <= "
+                         f"{_ORTHONORMAL_ATOL:g}); got {gram_error:.3g}")
+    AB = A @ B_star
+    residual = AB - B_star @ (B_star.T @ AB)
+    return float(np.max(np.linalg.svd(residual, compute_uv=False)[..., 0]))
+
+
+def head_diversity(W_star: ArrayLike) -> float:
+    """lambda_w = sigma_r(W*)^2 / N, the head diversity of N heads in R^r.
+
+    Parameters
+    ----------
+    W_star : (N, r) array_like
+        Row i is agent i's head w_i*.
+
+    Returns
+    -------
+    float
+        sigma_r is the r-th largest singular value, 0 when N < r (the heads cannot span R^r and
+        B* is not identifiable); this function returns 0.0 then rather than raising, and
+        :func:`check_identifiable` is the check that raises.
+
+    Notes
+    -----
+    lambda_w = lambda_min(W*^T W* / N) = sigma_r(W*)^2 / N.
+
+    References
+    ----------
+    Collins et al. (2021), the client-diversity assumption of FedRep; Tripuraneni, Jin & Jordan
+    (2021), Provable meta-learning of linear representations, ICML (task diversity).
+    """
+    W_star = _finite(W_star, "W_star")
+    if W_star.ndim != 2 or 0 in W_star.shape:
+        raise ValueError(f"W_star must be a non-empty (N, r) matrix; got shape {W_star.shape}")
+    n_agents, rank = W_star.shape
+    if n_agents < rank:
+        return 0.0
+    return float(np.linalg.svd(W_star, compute_uv=False)[rank - 1] ** 2 / n_agents)
+
+
+def check_identifiable(n_agents: int, rank: int) -> None:
+    """Raise ValueError unless n_agents >= rank, the least needed for lambda_w > 0.
+
+    References
+    ----------
+    Collins et al. (2021): with fewer than r heads, sigma_r(W*) = 0 and B* is not identifiable.
+    """
+    n_agents = _positive_int(n_agents, "n_agents")
+    rank = _positive_int(rank, "rank")
+    if n_agents < rank:
+        raise ValueError(f"n_agents must be >= rank for the shared subspace to be identifiable "
+                         f"(head diversity sigma_r(W*)^2 / N > 0); got n_agents={n_agents}, "
+                         f"rank={rank}")
+
+
+def head_diversity_condition(W_star: ArrayLike, tol: float = 1e-12) -> Condition:
+    """Condition lambda_w = sigma_r(W*)^2 / N > tol.
+
+    References
+    ----------
+    See :func:`head_diversity`.
+    """
+    lambda_w = head_diversity(W_star)
+    return Condition("head diversity", "lambda_w = sigma_r(W*)^2 / N > tol", lambda_w, float(tol),
+                     lambda_w > tol)
+
+
+# --------------------------------------------------------------------------- mixing
+
+class ErgodicityConstants(NamedTuple):
+    """Constants of the uniform-ergodicity bound d(t) <= m rho^t."""
+
+    m: float
+    rho: float
+
+
+class MixingTimeBounds(NamedTuple):
+    """Lower and upper bounds on t_mix(eps)."""
+
+    lower: float
+    upper: float
+
+
+class Spectrum(NamedTuple):
+    """Distinct eigenvalues (descending) and their multiplicities."""
+
+    eigenvalues: FloatArray
+    multiplicities: FloatArray
+
+
+def uniform_ergodicity_constants(tv_curve: ArrayLike, rho: float,
+                                 atol: float = 1e-12) -> ErgodicityConstants:
+    """Smallest m with d(t) <= m rho^t over a measured curve d(0..t_max).
+
+    Parameters
+    ----------
+    tv_curve : (t_max + 1,) array_like
+        d(t) = max_s TV(P^t(s, .), mu) for t = 0..t_max.
+    rho : float
+        Rate in (0, 1), typically the second largest eigenvalue modulus.
+    atol : float, optional
+        Points with d(t) <= atol are round-off and ignored: dividing them by a tiny rho^t would
+        report noise as a huge m.
+
+    Returns
+    -------
+    ErgodicityConstants
+        (m, rho) with m = max_t d(t) / rho^t over the retained points.
+
+    Notes
+    -----
+    m = max_{t : d(t) > atol} d(t) rho^-t.
+
+    References
+    ----------
+    Levin, Peres & Wilmer (2017), Thm. 4.9 (existence of such m, rho); Bhandari et al. (2018),
+    the uniform-ergodicity assumption.
+    """
+    d = _finite(tv_curve, "tv_curve")
+    if d.ndim != 1 or d.size == 0 or np.any(d < 0):
+        raise ValueError(f"tv_curve must be a non-empty 1-D array of TV distances >= 0; got shape "
+                         f"{d.shape}, min {float(np.min(d)) if d.size else 'n/a'}")
+    rho = _real(rho, "rho", 0.0, 1.0)
+    t = np.arange(d.size)
+    keep = d > atol
+    if not np.any(keep):
+        return ErgodicityConstants(0.0, rho)
+    return ErgodicityConstants(float(np.max(d[keep] / rho ** t[keep])), rho)
+
+
+def tau_mix(m: float, rho: float, eps: float) -> int:
+    """tau_mix(eps) = min{t >= 0 : m rho^t <= eps}.
+
+    Parameters
+    ----------
+    m : float
+        Uniform-ergodicity constant, > 0.
+    rho : float
+        Rate in (0, 1).
+    eps : float
+        Target level, > 0.
+
+    Returns
+    -------
+    int
+
+    Notes
+    -----
+    tau_mix(eps) = max(0, ceil(log(m / eps) / log(1 / rho))), corrected for round-off.
+
+    References
+    ----------
+    Bhandari, Russo & Singal (2018), the mixing time tau_mix(eps) under uniform ergodicity.
+    """
+    m = _real(m, "m", 0.0, np.inf)
+    rho = _real(rho, "rho", 0.0, 1.0)
+    eps = _real(eps, "eps", 0.0, np.inf)
+    if m <= eps:
+        return 0
+    t = int(np.ceil(np.log(m / eps) / np.log(1 / rho)))
+    # The logarithms may be off by one ulp; settle the integer against the definition itself.
+    while m * rho**t > eps:
+        t += 1
+    while t > 0 and m * rho ** (t - 1) <= eps:
+        t -= 1
+    return t
+
+
+def submultiplicative_tv_bound(t: ArrayLike, t_mix: int) -> float | FloatArray:
+    """Bound d(t) <= 2^-floor(t / t_mix) with t_mix = t_mix(1/4).
+
+    Parameters
+    ----------
+    t : int or array_like of int
+        Times >= 0.
+    t_mix : int
+        The mixing time t_mix(1/4) >= 1.
+
+    Returns
+    -------
+    float or ndarray
+        The bound at each t.
+
+    Notes
+    -----
+    d(l t_mix(eps)) <= (2 eps)^l; with eps = 1/4 and d non-increasing, d(t) <= 2^-floor(t/t_mix).
+
+    References
+    ----------
+    Levin, Peres & Wilmer (2017), Sec. 4.5 (submultiplicativity of d-bar).
+    """
+    t = _nonnegative_ints(t, "t")
+    t_mix = _positive_int(t_mix, "t_mix")
+    return _scalar_or_array(2.0 ** -(t // t_mix))
+
+
+def reversible_mixing_time_bounds(relaxation_time: float, mu_min: float,
+                                  eps: float) -> MixingTimeBounds:
+    """Relaxation-time bounds on t_mix(eps) for a reversible, irreducible, aperiodic chain.
+
+    Parameters
+    ----------
+    relaxation_time : float
+        t_rel = 1 / (absolute spectral gap), >= 1.
+    mu_min : float
+        Smallest stationary probability, in (0, 1].
+    eps : float
+        Level in (0, 1).
+
+    Returns
+    -------
+    MixingTimeBounds
+        (lower, upper); the lower bound is <= 0 (vacuous) when eps >= 1/2.
+
+    Notes
+    -----
+    (t_rel - 1) log(1 / (2 eps)) <= t_mix(eps) <= t_rel log(1 / (eps mu_min)).
+
+    References
+    ----------
+    Levin, Peres & Wilmer (2017), Thm. 12.4 (upper) and Thm. 12.5 (lower).
+    """
+    t_rel = _real(relaxation_time, "relaxation_time", 1.0, np.inf, low_open=False)
+    mu_min = _real(mu_min, "mu_min", 0.0, 1.0, high_open=False)
+    eps = _real(eps, "eps", 0.0, 1.0)
+    return MixingTimeBounds((t_rel - 1) * np.log(1 / (2 * eps)), t_rel * np.log(1 / (eps * mu_min)))
+
+
+def _two_state_rates(p: float, q: float) -> tuple[float, float]:
+    p = _real(p, "p", 0.0, 1.0, low_open=False, high_open=False)
+    q = _real(q, "q", 0.0, 1.0, low_open=False, high_open=False)
+    if p + q == 0:
+        raise ValueError("p + q must be > 0 (otherwise P = I has no unique stationary "
+                         f"distribution); got p={p}, q={q}")
+    return p, q
+
+
+def two_state_stationary(p: float, q: float) -> FloatArray:
+    """Stationary distribution of P = [[1 - p, p], [q, 1 - q]].
+
+    Parameters
+    ----------
+    p, q : float
+        Switching probabilities in [0, 1] with p + q > 0.
+
+    Returns
+    -------
+    (2,) ndarray
+
+    Notes
+    -----
+    mu = (q, p) / (p + q).
+
+    References
+    ----------
+    Levin, Peres & Wilmer (2017), Sec. 1.1 (the two-state chain).
+    """
+    p, q = _two_state_rates(p, q)
+    return np.array([q, p]) / (p + q)
+
+
+def two_state_tv(p: float, q: float, t: ArrayLike) -> float | FloatArray:
+    """Exact d(t) = max_s TV(P^t(s, .), mu) for P = [[1 - p, p], [q, 1 - q]].
+
+    Parameters
+    ----------
+    p, q : float
+        Switching probabilities in [0, 1] with p + q > 0.
+    t : int or array_like of int
+        Times >= 0.
+
+    Returns
+    -------
+    float or ndarray
+
+    Notes
+    -----
+    P^t = 1 mu^T + (1 - p - q)^t (I - 1 mu^T), so d(t) = max(p, q) / (p + q) |1 - p - q|^t.
+
+    References
+    ----------
+    Levin, Peres & Wilmer (2017), Sec. 1.1 (the two-state chain).
+    """
+    p, q = _two_state_rates(p, q)
+    t = _nonnegative_ints(t, "t")
+    return _scalar_or_array(max(p, q) / (p + q) * np.abs(1 - p - q) ** t)
+
+
+def lazy_cycle_eigenvalues(n: int) -> FloatArray:
+    """Eigenvalues of the lazy random walk on the n-cycle, with repeats, descending.
+
+    The walk stays with probability 1/2 and moves to each neighbour with probability 1/4.
+
+    Parameters
+    ----------
+    n : int
+        Number of states, >= 1.
+
+    Returns
+    -------
+    (n,) ndarray
+
+    Notes
+    -----
+    lambda_j = (1 + cos(2 pi j / n)) / 2, j = 0..n-1.
+
+    References
+    ----------
+    Levin, Peres & Wilmer (2017), Sec. 12.3 (eigenvalues of the cycle) and Sec. 12.1 (laziness
+    maps lambda to (1 + lambda) / 2).
+    """
+    n = _positive_int(n, "n")
+    return np.sort((1 + np.cos(2 * np.pi * np.arange(n) / n)) / 2)[::-1]
+
+
+def lazy_hypercube_eigenvalues(k: int) -> Spectrum:
+    """Distinct eigenvalues and multiplicities of the lazy walk on the hypercube {0, 1}^k.
+
+    The walk stays with probability 1/2, else flips a uniformly chosen coordinate. Its
+    Hamming-weight lumping (Ehrenfest urn, k + 1 states) has the same eigenvalues, each once.
+
+    Parameters
+    ----------
+    k : int
+        Dimension, >= 1.
+
+    Returns
+    -------
+    Spectrum
+        eigenvalues (k + 1,) = 1 - j / k descending; multiplicities binom(k, j) as float64
+        (exact while below 2^53).
+
+    Notes
+    -----
+    lambda_j = 1 - j / k with multiplicity binom(k, j), j = 0..k.
+
+    References
+    ----------
+    Levin, Peres & Wilmer (2017), Sec. 12.4 (product chains; the hypercube).
+    """
+    k = _positive_int(k, "k")
+    j = np.arange(k + 1)
+    return Spectrum(1 - j / k, scipy.special.comb(k, j))
+
+
+def hypercube_cutoff_location(k: int) -> float:
+    """(1/2) k ln k, where the lazy walk on {0, 1}^k has its cutoff.
+
+    Notes
+    -----
+    t_mix(eps) = (1/2) k ln k + O_eps(k) for every eps in (0, 1).
+
+    References
+    ----------
+    Levin, Peres & Wilmer (2017), Thm. 18.3; Diaconis, Graham & Morrison (1990), Asymptotic
+    analysis of a random walk on a hypercube with many dimensions.
+    """
+    k = _positive_int(k, "k")
+    return 0.5 * k * np.log(k)
+
+
+def _wrapped_normal_tv(s: float) -> float:
+    """TV between the wrapped normal of variance s on the unit circle and the uniform law."""
+    k = np.arange(1, int(np.ceil(np.sqrt(45 / (2 * np.pi**2 * s)))) + 2)
+    weights = np.exp(-2 * np.pi**2 * k**2 * s)
+
+    def excess(x: float) -> float:
+        return float(2 * np.sum(weights * np.cos(2 * np.pi * k * x)))
+
+    # The density is symmetric and decreasing on [0, 1/2]: f - 1 changes sign once, at x0.
+    x0 = scipy.optimize.brentq(excess, 0.0, 0.5, xtol=1e-15)
+    return 2 * scipy.integrate.quad(excess, 0.0, x0, epsabs=0.0, epsrel=1e-12)[0]
+
+
+def lazy_cycle_mixing_constant(eps: float = 0.25) -> float:
+    """c(eps) = lim_n t_mix(eps) / n^2 for the lazy random walk on the n-cycle (~0.0949 at 1/4).
+
+    Parameters
+    ----------
+    eps : float, optional
+        Level in (0, 1/2]; default 1/4.
+
+    Returns
+    -------
+    float
+
+    Notes
+    -----
+    One lazy step has variance 1/2, so by the local CLT position / n after t = c n^2 steps
+    tends to the wrapped normal of variance c / 2; c solves TV(wrapped normal(c / 2), uniform)
+    = eps, with density 1 + 2 sum_k exp(-2 pi^2 k^2 s) cos(2 pi k x).
+
+    References
+    ----------
+    Levin, Peres & Wilmer (2017), Ch. 5 and Sec. 7.4 (t_mix of the cycle is of order n^2);
+    Diaconis (1988), Group Representations in Probability and Statistics, Ch. 3.
+    """
+    eps = _real(eps, "eps", 0.0, 0.5, high_open=False)
+    # Bracket: TV(s) <= sup|f - 1| / 2 <= sum_k exp(-2 pi^2 k^2 s) < eps at s_high (first term
+    # eps / 4); at s = 1e-4 (standard deviation 1% of the circle) TV = 0.94 > 1/2 >= eps.
+    s_high = np.log(4 / eps) / (2 * np.pi**2)
+    s = scipy.optimize.brentq(lambda s: _wrapped_normal_tv(s) - eps, 1e-4, s_high, xtol=1e-15,
+                              rtol=1e-13)
+    return 2 * s

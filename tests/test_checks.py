@@ -1,0 +1,223 @@
+"""Tests of ptdlib.checks: pass rules, pre-registration, rendering and summary.json."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ptdlib import checks
+from ptdlib.checks import Expectation, Verdict
+from ptdlib.stats import SlopeFit
+
+# (verdict, ok) known answers; boundaries are inclusive.
+CASES = [
+    (checks.check_close("c", "", 1.25, 1.0, atol=0.25), True),  # binary-exact boundary
+    (checks.check_close("c", "", 1.25, 1.0, atol=0.125), False),
+    (checks.check_close("c", "", 105.0, 100.0, rtol=0.05), True),
+    (checks.check_close("c", "", 106.0, 100.0, rtol=0.05), False),
+    (checks.check_close("c", "", 3, 3), True),
+    (checks.check_at_most("c", "", 0.5, 0.5), True),
+    (checks.check_at_most("c", "", 0.6, 0.5), False),
+    (checks.check_at_most("c", "", 0.6, 0.5, tol=0.1), True),
+    (checks.check_at_least("c", "", 0.4, 0.5), False),
+    (checks.check_at_least("c", "", 0.45, 0.5, tol=0.05), True),
+    (checks.check_in_interval("c", "", -0.85, -1.0, 0.2), True),
+    (checks.check_in_interval("c", "", -0.7, -1.0, 0.2), False),
+    (checks.check_in_interval("c", "", -1.0, -1.0, 0.2, ci=(-1.1, -0.9), use_ci="inside"), True),
+    (checks.check_in_interval("c", "", -1.0, -1.0, 0.2, ci=(-1.3, -0.9), use_ci="inside"), False),
+    (checks.check_in_interval("c", "", -0.6, -1.0, 0.2, ci=(-0.9, -0.3), use_ci="overlap"), True),
+    (checks.check_in_interval("c", "", -0.5, -1.0, 0.2, ci=(-0.7, -0.3), use_ci="overlap"),
+     False),
+    (checks.check_ratio("c", "", 3.0, 2.0, expected=1.0, factor=2.0), True),
+    (checks.check_ratio("c", "", 0.4, 1.0, expected=1.0, factor=2.0), False),
+    (checks.check_ratio("c", "", 0.1, 1.0, expected=1.0, factor=2.0, side="upper"), True),
+    (checks.check_ratio("c", "", 2.5, 1.0, expected=1.0, factor=2.0, side="upper"), False),
+    (checks.check_ratio("c", "", 9.0, 1.0, expected=1.0, factor=2.0, side="lower"), True),
+    (checks.check_ratio("c", "", 1.0, 0.0), False),
+    (checks.check_true("c", "", True), True),
+    (checks.check_true("c", "", np.bool_(False)), False),
+]
+
+
+@pytest.mark.parametrize(("verdict", "ok"), CASES)
+def test_pass_rules_known_answers(verdict: Verdict, ok: bool) -> None:
+    assert verdict.ok is ok
+
+
+@pytest.mark.parametrize("relation", ["close", "at_most", "at_least"])
+def test_nan_measurement_fails(relation: str) -> None:
+    expectation = {"close": Expectation.close("n", "", 0.0, atol=1.0),
+                   "at_most": Expectation.at_most("n", "", 1.0),
+                   "at_least": Expectation.at_least("n", "", 0.0)}[relation]
+    assert not expectation.judge(float("nan")).ok
+
+
+def test_verdict_stores_the_registered_tolerance_and_plain_floats() -> None:
+    verdict = checks.check_close("rate", "decay matches rho", np.float64(0.52), 0.5, rtol=0.05)
+    assert verdict.tol == pytest.approx(0.025)
+    assert type(verdict.measured) is float
+    assert (verdict.expected, verdict.relation, verdict.detail) == (0.5, "close",
+                                                                   "atol=0, rtol=0.05")
+
+
+def test_check_slope_reports_the_ci() -> None:
+    fit = SlopeFit(slope=-0.95, intercept=0.0, ci_low=-1.1, ci_high=-0.8, level=0.95, n_boot=100)
+    verdict = checks.check_slope("slope", "E dist^2 ~ 1/t", fit, -1.0, 0.2, use_ci="inside")
+    assert verdict.ok and verdict.ci == (-1.1, -0.8) and verdict.relation == "ci_inside"
+    assert checks.measured_text(verdict) == "-0.95 [-1.1, -0.8]"
+
+
+@pytest.mark.parametrize(("make", "match"), [
+    (lambda: checks.check_close("", "", 1.0, 1.0), "name"),
+    (lambda: checks.check_close("c", "", 1.0, 1.0, atol=-1.0), "atol"),
+    (lambda: checks.check_close("c", "", 1.0, 1.0, atol=float("nan")), "atol"),
+    (lambda: checks.check_close("c", "", 1.0, float("inf")), "expected"),
+    (lambda: checks.check_close("c", "", [1.0, 2.0], 1.0), "real scalar"),
+    (lambda: checks.check_close("c", "", True, 1.0), "real scalar"),
+    (lambda: checks.check_close("c", "", "1.0", 1.0), "real scalar"),
+    (lambda: checks.check_close("c", "", 1j, 1.0), "real"),
+    (lambda: checks.check_in_interval("c", "", 1.0, 1.0, 0.1, use_ci="inside"), "needs a ci"),
+    (lambda: checks.check_in_interval("c", "", 1.0, 1.0, 0.1, ci=(2.0, 1.0)), "low <= high"),
+    (lambda: checks.check_in_interval("c", "", 1.0, 1.0, 0.1, use_ci="both"), "use_ci"),
+    (lambda: checks.check_ratio("c", "", 1.0, 1.0, factor=0.5), "factor >= 1"),
+    (lambda: checks.check_ratio("c", "", 1.0, 1.0, expected=0.0), "expected > 0"),
+    (lambda: checks.check_ratio("c", "", 1.0, 1.0, side="up"), "side"),
+    (lambda: checks.check_true("c", "", 1), "bool"),
+    (lambda: Expectation("c", "", "equal", 1.0, 0.0), "relation"),
+])
+def test_bad_input_is_rejected(make, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        make()
+
+
+def test_pre_registered_expectations_are_measured_later() -> None:
+    table = checks.CheckTable()
+    table.expect(Expectation.at_most("err", "round-off only", 1e-12))
+    table.expect(Expectation.true("ergodic", "P is ergodic"))
+    assert not table.ok  # nothing measured yet
+    table.measure("err", 3e-16)
+    assert [v.ok for v in table] == [True, False]  # registration order; ergodic not measured
+    assert table.verdicts[1].detail == "never measured" and math.isnan(table.verdicts[1].measured)
+    table.measure("ergodic", True)
+    assert table.ok and len(table) == 2
+    table.assert_all()
+
+
+def test_check_table_rejects_misuse() -> None:
+    table = checks.CheckTable()
+    table.add(checks.check_true("a", "", True))
+    with pytest.raises(ValueError, match="unique"):
+        table.add(checks.check_true("a", "", True))
+    with pytest.raises(ValueError, match="never registered"):
+        table.measure("b", 1.0)
+    with pytest.raises(ValueError, match="already measured"):
+        table.measure("a", True)
+    with pytest.raises(ValueError, match="Verdict"):
+        table.add("a")  # type: ignore[arg-type]
+
+
+def test_assert_all_lists_every_failed_check() -> None:
+    table = checks.CheckTable()
+    table.add(checks.check_close("good", "fine", 1.0, 1.0, atol=0.1))
+    table.add(checks.check_close("slope", "E dist^2 ~ 1/t", -0.5, -1.0, atol=0.2))
+    table.expect(Expectation.at_most("floor", "floor ~ alpha", 0.1))
+    with pytest.raises(AssertionError) as info:
+        table.assert_all()
+    message = str(info.value)
+    assert message.splitlines()[0] == "2 of 3 checks failed:"
+    assert "slope: measured -0.5, expected -1 +/- 0.2" in message
+    assert "floor: measured nan, expected <= 0.1 (never measured)" in message
+    assert "good" not in message
+
+
+def test_assert_all_on_an_empty_table_fails() -> None:
+    with pytest.raises(AssertionError, match="no checks"):
+        checks.CheckTable().assert_all()
+
+
+def test_format_table_known_answer() -> None:
+    verdicts = [checks.check_at_most("tv_exact", "two-state TV", np.float64(2.220446e-16), 1e-12),
+                checks.check_close("rho", "late decay rate", np.float64(0.81234567), 0.8,
+                                   rtol=0.05)]
+    assert checks.format_table(verdicts) == (
+        "check     measured  expected      verdict  claim\n"
+        "tv_exact  2.22e-16  <= 1e-12      PASS     two-state TV\n"
+        "rho       0.8123    0.8 +/- 0.04  PASS     late decay rate")
+    assert checks.format_table(verdicts, values=False).splitlines()[1] == \
+        "tv_exact  <= 1e-12      PASS     two-state TV"
+
+
+@pytest.mark.parametrize(("value", "text"), [
+    (0.123456, "0.1235"), (-0.0, "0"), (1e-16, "1e-16"), (float("nan"), "nan"),
+    (float("inf"), "inf"), (np.int64(3), "3"), (True, "true"), (np.float32(0.5), "0.5"),
+    (123456.0, "1.235e+05")])
+def test_format_value(value: object, text: str) -> None:
+    assert checks.format_value(value) == text
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.floats(allow_nan=False, allow_infinity=False, width=64),
+       st.floats(allow_nan=False, allow_infinity=False, min_value=-1e6, max_value=1e6),
+       st.floats(min_value=0.0, max_value=1e3))
+def test_close_is_the_absolute_error_rule(measured: float, expected: float, atol: float) -> None:
+    verdict = checks.check_close("c", "", np.float64(measured), expected, atol=atol)
+    assert verdict.ok == (abs(measured - expected) <= atol)
+    assert "np." not in checks.format_table([verdict])
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.floats(allow_nan=False, allow_infinity=False))
+def test_json_floats_keep_twelve_digits(x: float) -> None:
+    stored = checks.json_value(np.float64(x))
+    assert type(stored) is float
+    assert stored == pytest.approx(x, rel=1e-11, abs=0.0)
+
+
+def test_json_value_conversions() -> None:
+    data = {"a": np.arange(2), "b": (np.float64(0.1) + 0.2, float("nan")), "c": np.bool_(True),
+            "d": Path("x/y.png"), 3: None}
+    assert checks.json_value(data) == {"a": [0, 1], "b": [0.3, "nan"], "c": True,
+                                       "d": "x/y.png", "3": None}
+    with pytest.raises(TypeError, match="object"):
+        checks.json_value({"x": object()})
+
+
+def test_write_summary_is_stable_and_round_trips(tmp_path: Path) -> None:
+    verdicts = [checks.check_close("a", "claim a", 0.1 + 0.2, 0.3, atol=1e-9),
+                checks.check_at_most("b", "claim b", float("nan"), 1.0)]
+    provenance = {"seeds": [0], "packages": {"numpy": "2"}}
+    first = checks.write_summary(tmp_path / "s1.json", "01_x", verdicts, {"seed": 0}, provenance)
+    second = checks.write_summary(tmp_path / "s2.json", "01_x", verdicts, {"seed": 0}, provenance)
+    assert first.read_bytes() == second.read_bytes()
+    summary = json.loads(first.read_text())
+    assert list(summary) == sorted(summary)
+    assert (summary["status"], summary["n_checks"], summary["n_failed"]) == ("failed", 2, 1)
+    assert summary["checks"][0]["measured"] == 0.3
+    assert summary["checks"][1]["measured_text"] == "nan"
+    restored = [Verdict.from_dict(c) for c in summary["checks"]]
+    assert restored[0] == Verdict("a", "claim a", 0.3, 0.3, 1e-9, True)  # 12 digits kept
+    assert math.isnan(restored[1].measured) and not restored[1].ok
+    assert sorted(tmp_path.iterdir()) == [first, second]  # no temporary files left behind
+
+
+def test_to_frame_has_one_row_per_check() -> None:
+    table = checks.CheckTable()
+    table.add(checks.check_close("a", "claim", 1.0, 1.0))
+    table.add(checks.check_true("b", "claim", False))
+    frame = table.to_frame()
+    assert list(frame["name"]) == ["a", "b"]
+    assert list(frame["ok"]) == [True, False]
+    assert {"measured", "expected", "tol", "relation", "expected_text"} <= set(frame.columns)
+
+
+def test_collect_provenance_lists_versions() -> None:
+    provenance = checks.collect_provenance([np.int64(3), 4])
+    assert provenance["seeds"] == [3, 4]
+    assert provenance["packages"]["numpy"] == np.__version__
+    assert set(checks.PROVENANCE_PACKAGES) == set(provenance["packages"])

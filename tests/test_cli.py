@@ -1,0 +1,282 @@
+"""Tests of the `ptd` command on throwaway projects (tiny notebooks generated in tmp folders).
+
+Real papermill executions are kept to three (two in the module fixture, one crash); the
+interruption and export-failure cases replace the executor, which is the point being tested.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from _notebook_factory import make_notebook, make_project, protocol_cells
+from papermill.exceptions import PapermillExecutionError
+
+from ptdlib import cli, notebook_params, reports
+
+
+@dataclass(frozen=True)
+class Outcome:
+    root: Path
+    code: int
+    out: str
+    err: str
+
+
+def run_cli(args: list[str]) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = cli.main(args)
+    return code, out.getvalue(), err.getvalue()
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Outcome:
+    root = make_project(tmp_path_factory.mktemp("project"), {
+        "good": protocol_cells("good"), "bad": protocol_cells("bad", passing=False)})
+    code, out, err = run_cli(["run", "--root", str(root), "--profile", "paper",
+                              "-p", "alpha", "1e-3"])
+    return Outcome(root, code, out, err)
+
+
+def _tree(path: Path) -> dict[str, bytes]:
+    return {p.relative_to(path).as_posix(): p.read_bytes()
+            for p in sorted(path.rglob("*")) if p.is_file()}
+
+
+def test_a_failed_check_exits_1_and_names_the_check(project: Outcome) -> None:
+    assert project.code == 1, project.err
+    assert "good: PASSED" in project.out
+    assert ("bad: FAILED in" in project.out and "check alpha_echo failed: measured 0.001, "
+            "expected 1.001 +/- 1e-12" in project.out)
+    assert "not passed: bad" in project.out
+
+
+def test_success_writes_notebook_html_figure_and_summary(project: Outcome) -> None:
+    folder = project.root / "reports" / "good"
+    assert sorted(p.name for p in folder.iterdir()) == ["good.html", "good.ipynb", "line.png",
+                                                        "summary.json"]
+    summary = json.loads((folder / "summary.json").read_text())
+    # 1e-3 on the command line is a YAML string, coerced to the float default's kind.
+    assert summary["parameters"] == {"alpha": 0.001, "label": "run", "n_points": 5, "seed": 0}
+    assert [c["ok"] for c in summary["checks"]] == [True, True]
+    run = summary["run"]
+    assert (run["profile"], run["overrides"], run["status"]) == ("paper", {"alpha": 0.001},
+                                                                 "passed")
+    assert run["parameters"] == {"alpha": 0.001, "n_points": 5}
+    # ptdlib may be edited while tests run, so its hash is checked for form only here; its
+    # meaning is tested in test_reports.
+    assert re.fullmatch("[0-9a-f]{64}", run["ptdlib_sha256"])
+    notebook = project.root / "notebooks" / "good.ipynb"
+    assert run["notebook_sha256"] == notebook_params.notebook_source_hash(
+        notebook, reports.profile_path(notebook))
+    assert run["wall_time_s"] > 0 and run["git_commit"] == "unknown"  # tmp root: no repository
+    executed = json.loads((folder / "good.ipynb").read_text())
+    assert executed["metadata"]["papermill"]["input_path"] == "notebooks/good.ipynb"
+    for name in ("good.ipynb", "good.html"):
+        assert str(project.root) not in (folder / name).read_text(), name
+    assert "alpha_echo" in (folder / "good.html").read_text()
+
+
+def test_the_index_marks_the_failed_notebook(project: Outcome) -> None:
+    reports_dir = project.root / "reports"
+    assert sorted(p.name for p in (reports_dir / "bad").iterdir()) == [
+        "bad.html", "bad.ipynb", "line.png", "summary.json"]
+    page = (reports_dir / "index.html").read_text()
+    assert '<td>alpha_echo</td><td>alpha arrives as a float</td><td class="value">0.001</td>' \
+        '<td class="value">1.001 +/- 1e-12</td><td class="verdict">FAIL</td>' in page
+    assert '<h2 id="nb-bad">bad: failed</h2>' in page
+    readme = (reports_dir / "README.md").read_text()
+    assert "| bad | alpha_echo | alpha arrives as a float | 0.001 | 1.001 +/- 1e-12 | FAIL |" \
+        in readme
+    manifest = json.loads((reports_dir / "manifest.json").read_text())
+    assert {k: v["status"] for k, v in manifest["notebooks"].items()} == {"bad": "failed",
+                                                                         "good": "passed"}
+    assert [p.name for p in reports_dir.iterdir() if p.name.startswith(".")] == []
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["run", "nope"], "unknown notebook 'nope'; known: bad, good"),
+    (["run", "good", "-p", "alpah", "0.1"], "unknown parameter 'alpah'; did you mean 'alpha'?"),
+    (["run", "good", "-p", "n_points", "2.5"], "'n_points' expects int; got 2.5 (float)"),
+    (["run", "good", "-p", "alpha", "fast"], "'alpha' expects float; got 'fast' (str)"),
+    (["run", "good", "-p", "alpha", "true"], "'alpha' expects float; got True (bool)"),
+    (["run", "-p", "output_dir", "x"], "'output_dir' is set by the runner"),
+    (["sweep", "spec.yaml"], "not available yet"),
+])
+def test_bad_input_exits_2_with_one_line(project: Outcome, args: list[str], message: str) -> None:
+    before = _tree(project.root / "reports")
+    code, out, err = run_cli([*args, "--root", str(project.root)])
+    assert code == 2 and out == ""
+    assert err.count("\n") == 1 and err.startswith("ptd: error: ") and message in err, err
+    assert _tree(project.root / "reports") == before  # nothing ran
+
+
+@pytest.mark.parametrize("args", [[], ["run", "--profile", "fast"], ["run", "-p", "alpha"]])
+def test_malformed_command_lines_exit_2(args: list[str]) -> None:
+    assert run_cli(args)[0] == 2
+
+
+def test_paper_profile_must_exist_and_be_valid(tmp_path: Path) -> None:
+    make_notebook(tmp_path / "notebooks" / "solo.ipynb", protocol_cells("solo"))
+    code, _, err = run_cli(["run", "--root", str(tmp_path), "--profile", "paper"])
+    assert code == 2 and "solo has no paper profile: expected" in err
+    (tmp_path / "notebooks" / "params").mkdir()
+    (tmp_path / "notebooks" / "params" / "solo.paper.yaml").write_text("n_point: 4\n")
+    code, _, err = run_cli(["run", "--root", str(tmp_path), "--profile", "paper"])
+    assert code == 2 and "unknown parameter 'n_point'; did you mean 'n_points'?" in err
+
+
+def test_a_notebook_with_a_bad_parameters_cell_is_bad_input(tmp_path: Path) -> None:
+    make_notebook(tmp_path / "notebooks" / "odd.ipynb", ["x = 1"], parameters="alpha = 1 / 3\n")
+    code, _, err = run_cli(["run", "--root", str(tmp_path)])
+    assert code == 2 and "odd: parameters cell line 1: alpha must be a literal" in err
+
+
+def test_notebooks_resolve_by_stem_or_path(project: Outcome) -> None:
+    notebooks_dir = project.root / "notebooks"
+    path = notebooks_dir / "good.ipynb"
+    assert cli.resolve_notebooks(["good", str(path)], notebooks_dir) == [path, path.resolve()]
+    assert cli.resolve_notebooks([], notebooks_dir) == [notebooks_dir / "bad.ipynb", path]
+    plan = cli.plan_run(path, "quick", [("alpha", "1e-3"), ("label", "02")])
+    assert plan.parameters == {"alpha": 0.001, "label": "02"} == plan.overrides
+
+
+@pytest.fixture
+def copy(project: Outcome, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A copy of the fixture project, whose good report is the 'previous' one.
+
+    Executed notebooks of errored runs are kept under tmp_path/kept rather than the system
+    temporary folder.
+    """
+    root = tmp_path / "copy"
+    shutil.copytree(project.root, root)
+    (tmp_path / "kept").mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "kept"))
+    return root
+
+
+def test_a_crashing_notebook_leaves_the_previous_report(copy: Path) -> None:
+    before = _tree(copy / "reports" / "good")
+    make_notebook(copy / "notebooks" / "good.ipynb",
+                  ['raise RuntimeError("boom")', *protocol_cells("good")])
+    code, out, _ = run_cli(["run", "good", "--root", str(copy)])
+    assert code == 1
+    assert "good: ERROR" in out and "RuntimeError: boom; previous report kept" in out
+    assert _tree(copy / "reports" / "good") == before
+    [kept] = (copy.parent / "kept").glob("ptd-good-error-*/good.ipynb")
+    assert f"executed notebook in {kept.parent}" in out
+    assert "RuntimeError" in kept.read_text()
+    assert [p.name for p in (copy / "reports").iterdir() if p.name.startswith(".")] == []
+
+
+def _fake_execute(write_summary: bool):
+    def execute(plan: cli.RunPlan, staging: Path) -> None:
+        shutil.copy(plan.notebook, staging / f"{plan.stem}.ipynb")
+        (staging / "line.png").write_bytes(b"partial")
+        if write_summary:
+            (staging / "summary.json").write_text(json.dumps(
+                {"notebook": plan.stem, "status": "passed", "n_checks": 1, "checks": []}))
+    return execute
+
+
+def test_an_interrupted_run_leaves_the_previous_report(copy: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    before = _tree(copy / "reports")
+
+    def interrupted(plan: cli.RunPlan, staging: Path) -> None:
+        _fake_execute(write_summary=False)(plan, staging)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "_execute", interrupted)
+    code, _, err = run_cli(["run", "good", "--root", str(copy)])
+    assert code == 130 and "interrupted" in err
+    assert _tree(copy / "reports") == before
+
+
+def test_a_failure_while_finishing_leaves_the_previous_report(
+        copy: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    before = _tree(copy / "reports")
+
+    def disk_full(*args: object) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(cli, "_execute", _fake_execute(write_summary=True))
+    monkeypatch.setattr(cli, "_finish_notebook", disk_full)
+    with pytest.raises(OSError, match="disk full"):
+        run_cli(["run", "good", "--root", str(copy)])
+    assert _tree(copy / "reports") == before
+
+
+def test_a_notebook_without_summary_is_an_error(copy: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(cli, "_execute", _fake_execute(write_summary=False))
+    code, out, _ = run_cli(["run", "good", "--root", str(copy)])
+    assert code == 1 and "the notebook wrote no summary.json" in out
+
+
+def test_a_passing_run_exits_0_and_out_redirects_the_reports(
+        copy: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(cli, "_execute", _fake_execute(write_summary=True))
+    out_dir = tmp_path / "elsewhere"
+    code, out, _ = run_cli(["run", "good", "--root", str(copy), "--out", str(out_dir)])
+    assert code == 0 and "1 notebooks in" in out and "1 passed;" in out
+    assert sorted(p.name for p in out_dir.iterdir()) == ["README.md", "good", "index.html",
+                                                         "manifest.json"]
+    assert (out_dir / "good" / "good.html").exists()
+
+
+def test_a_summary_naming_another_notebook_is_an_error(copy: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    before = _tree(copy / "reports" / "bad")
+
+    def copied_notebook(plan: cli.RunPlan, staging: Path) -> None:
+        _fake_execute(write_summary=True)(plan, staging)
+        summary = json.loads((staging / "summary.json").read_text())
+        (staging / "summary.json").write_text(json.dumps({**summary, "notebook": "good"}))
+
+    monkeypatch.setattr(cli, "_execute", copied_notebook)
+    code, out, _ = run_cli(["run", "bad", "--root", str(copy)])
+    assert code == 1 and "summary.json names notebook 'good': pass 'bad'" in out
+    assert _tree(copy / "reports" / "bad") == before
+
+
+@pytest.mark.parametrize("ename", ["ValueError", "AssertionError"])
+def test_an_error_after_a_passing_summary_is_not_a_check_failure(
+        copy: Path, monkeypatch: pytest.MonkeyPatch, ename: str) -> None:
+    before = _tree(copy / "reports" / "good")
+
+    def late_error(plan: cli.RunPlan, staging: Path) -> None:
+        _fake_execute(write_summary=True)(plan, staging)
+        raise PapermillExecutionError(3, 3, "", ename, "late", [])
+
+    monkeypatch.setattr(cli, "_execute", late_error)
+    code, out, _ = run_cli(["run", "good", "--root", str(copy)])
+    assert code == 1 and "good: ERROR in" in out
+    assert f"{ename} after the summary was written: late" in out
+    assert _tree(copy / "reports" / "good") == before
+
+
+def test_report_rebuilds_the_index_from_the_console_script(copy: Path) -> None:
+    (copy / "reports" / "index.html").unlink()
+    script = Path(sys.executable).parent / "ptd"
+    result = subprocess.run([str(script), "report", "--root", str(copy)], capture_output=True,
+                            text=True, timeout=120, check=False)
+    assert result.returncode == 1, result.stderr  # the bad report has a failed check
+    assert "not passed: bad" in result.stdout and (copy / "reports" / "index.html").exists()
+    module = subprocess.run([sys.executable, "-m", "ptdlib.cli", "sweep", "x.yaml"],
+                            capture_output=True, text=True, timeout=120, check=False)
+    assert module.returncode == 2 and "not available yet" in module.stderr
+
+
+def test_git_commit_outside_a_repository_is_unknown(tmp_path: Path) -> None:
+    assert cli.git_commit(tmp_path) == "unknown"

@@ -1,0 +1,187 @@
+"""Tests of ptdlib.notebook_params: parameters cells, coercion rules, profiles, typed configs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import nbformat
+import pytest
+from _notebook_factory import PARAMETERS, make_notebook, protocol_cells
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ptdlib import notebook_params as npar
+from ptdlib.notebook_params import Parameter, param
+
+
+def test_parse_parameters_known_answer() -> None:
+    source = ('seed = 0  # master seed\nalpha = 1e-3\n\n# a comment line\n'
+              'grid = [4, 8.0]  # N values # with a hash\nname = "x"\nflag = True\nneg = -2\n')
+    assert npar.parse_parameters(source) == {
+        "seed": Parameter("seed", 0, "int", "master seed"),
+        "alpha": Parameter("alpha", 1e-3, "float", ""),
+        "grid": Parameter("grid", [4, 8.0], "list[float]", "N values # with a hash"),
+        "name": Parameter("name", "x", "str", ""),
+        "flag": Parameter("flag", True, "bool", ""),
+        "neg": Parameter("neg", -2, "int", ""),
+    }
+
+
+@pytest.mark.parametrize(("source", "match"), [
+    ("alpha: float = 0.1", "only `name = literal`"),
+    ("alpha = 1 / 3", "must be a literal"),
+    ("rank = None", "must be an int, float"),
+    ("spec = {'a': 1}", "must be an int, float"),
+    ("pair = (1, 2)", "must be an int, float"),
+    ("grid = [[1], [2]]", "must be an int, float"),
+    ("grid = [1, 'a']", "must be an int, float"),
+    ("grid = []", "empty list"),
+    ("a = 1\na = 2", "assigned twice"),
+    ("a = b = 1", "only `name = literal`"),
+    ("import numpy", "only `name = literal`"),
+    ("n = int('3')", "must be a literal"),
+    ("n = = 3", "not valid Python"),
+    ("%matplotlib inline", "not valid Python"),
+])
+def test_parse_parameters_rejects_anything_but_flat_literals(source: str, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        npar.parse_parameters(source)
+
+
+@pytest.mark.parametrize(("value", "kind", "expected"), [
+    (3, "int", 3), (3, "float", 3.0), (2.5, "float", 2.5), ("1e-3", "float", 1e-3),
+    (" 1.5E+2 ", "float", 150.0), ("-.5", "float", -0.5), (True, "bool", True),
+    ("x", "str", "x"), ([1, "1e-3"], "list[float]", [1.0, 1e-3]), ((4, 8), "list[int]", [4, 8]),
+])
+def test_coerce_value_accepts(value: object, kind: str, expected: object) -> None:
+    result = npar.coerce_value("p", value, kind)
+    assert result == expected and type(result) is type(expected)
+
+
+@pytest.mark.parametrize(("value", "kind", "match"), [
+    (3.0, "int", "expects int; got 3.0 \\(float\\)"), ("3", "int", "expects int"),
+    (True, "int", "expects int"), (True, "float", "expects float"),
+    ("abc", "float", "write floats as 1.0e-3"), ("1e-3x", "float", "expects float"),
+    (float("inf"), "float", "finite"), (1, "bool", "expects bool"), (3, "str", "expects str"),
+    (5, "list[int]", "expects a list\\[int\\]"), ([1, 2.5], "list[int]", "'p\\[1\\]' expects int"),
+])
+def test_coerce_value_rejects_with_name_value_and_kind(value: object, kind: str,
+                                                       match: str) -> None:
+    with pytest.raises(ValueError, match=match) as info:
+        npar.coerce_value("p", value, kind)
+    assert "'p" in str(info.value)
+
+
+@pytest.mark.parametrize(("text", "kind", "expected"), [
+    ("16", "int", 16), ("1e-3", "float", 1e-3), ("0.25", "float", 0.25), ("[4, 8]", "list[int]",
+                                                                             [4, 8]),
+    ("true", "bool", True), ("02", "str", "02"), ("a: b", "str", "a: b"),
+])
+def test_parse_cli_value(text: str, kind: str, expected: object) -> None:
+    assert npar.parse_cli_value("p", text, kind) == expected
+
+
+def test_parse_cli_value_reports_unreadable_yaml() -> None:
+    with pytest.raises(ValueError, match="cannot read"):
+        npar.parse_cli_value("grid", "[1,", "list[int]")
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.floats(allow_nan=False, allow_infinity=False))
+def test_any_float_written_by_python_reads_back(x: float) -> None:
+    # repr(1e-05) is '1e-05', which YAML 1.1 reads as a string: the coercion rule restores it.
+    assert npar.parse_cli_value("alpha", repr(x), "float") == x
+
+
+def _profile(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "x.paper.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_load_profile_coerces_values(tmp_path: Path) -> None:
+    declared = npar.parse_parameters(PARAMETERS)
+    values = npar.load_profile(_profile(tmp_path, "alpha: 1e-3\nn_points: 10\n"), declared)
+    assert values == {"alpha": 1e-3, "n_points": 10}
+
+
+@pytest.mark.parametrize(("text", "match"), [
+    ("alpah: 0.1\n", "unknown parameter 'alpah'; did you mean 'alpha'"),
+    ("output_dir: x\n", "set by the runner"),
+    ("- 1\n- 2\n", "must map parameter names"),
+    ("a: [1,\n", "not valid YAML"),
+    ("n_points: 2.5\n", "expects int"),
+])
+def test_load_profile_rejects(tmp_path: Path, text: str, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        npar.load_profile(_profile(tmp_path, text), npar.parse_parameters(PARAMETERS))
+
+
+@dataclass(frozen=True)
+class Config:
+    seed: int = param(low=0)
+    alpha: float = param(low=0.0, high=1.0, low_open=True)
+    label: str = param(choices=("run", "test"))
+    grid: list[int] = param(low=1)  # param sets no shared default
+
+
+def test_config_from_namespace_types_and_validates() -> None:
+    config = npar.config_from_namespace(Config, {"seed": 1, "alpha": 1, "label": "run",
+                                                 "grid": [2, 4], "other": object()})
+    assert config == Config(seed=1, alpha=1.0, label="run", grid=[2, 4])
+    assert type(config.alpha) is float
+
+
+@pytest.mark.parametrize(("changes", "match"), [
+    ({"alpha": 0.0}, "alpha must lie in \\(0.0, 1.0\\]; got 0.0"),
+    ({"seed": -1}, "seed must lie in"),
+    ({"label": "other"}, "label must be one of"),
+    ({"grid": [2, 0]}, "grid\\[1\\] must lie in"),
+    ({"alpha": "fast"}, "'alpha' expects float"),
+])
+def test_config_from_namespace_rejects(changes: dict, match: str) -> None:
+    namespace = {"seed": 1, "alpha": 0.5, "label": "run", "grid": [2], **changes}
+    with pytest.raises(ValueError, match=match):
+        npar.config_from_namespace(Config, namespace)
+
+
+def test_config_from_namespace_needs_every_field_and_supported_types() -> None:
+    with pytest.raises(ValueError, match="'grid' of Config is not defined"):
+        npar.config_from_namespace(Config, {"seed": 1, "alpha": 0.5, "label": "run"})
+
+    @dataclass(frozen=True)
+    class Odd:
+        rank: int | None
+
+    with pytest.raises(ValueError, match="must be annotated"):
+        npar.config_from_namespace(Odd, {"rank": 1})
+    with pytest.raises(ValueError, match="dataclass"):
+        npar.config_from_namespace(dict, {})
+
+
+def test_read_parameters_needs_exactly_one_parameters_cell(tmp_path: Path) -> None:
+    path = make_notebook(tmp_path / "a.ipynb", ["x = 1"])
+    assert list(npar.read_parameters(path)) == ["seed", "alpha", "n_points", "label",
+                                                "output_dir"]
+    none = make_notebook(tmp_path / "b.ipynb", ["x = 1"], parameters=None)
+    with pytest.raises(ValueError, match=r"exactly one .* found 0"):
+        npar.read_parameters(none)
+
+
+def test_source_hash_follows_sources_and_profile_not_outputs(tmp_path: Path) -> None:
+    path = make_notebook(tmp_path / "a.ipynb", protocol_cells("a"))
+    profile = _profile(tmp_path, "alpha: 0.1\n")
+    before = npar.notebook_source_hash(path, profile)
+    nb = nbformat.read(str(path), as_version=4)
+    nb.cells[2].outputs = [nbformat.v4.new_output("stream", text="hello\n")]
+    nb.cells[2].execution_count = 7
+    nb.metadata["papermill"] = {"duration": 1.0}
+    nbformat.write(nb, str(path))
+    assert npar.notebook_source_hash(path, profile) == before
+    profile.write_text("alpha: 0.2\n", encoding="utf-8")
+    assert npar.notebook_source_hash(path, profile) != before
+    nb.cells[2].source += "\n"
+    nbformat.write(nb, str(path))
+    assert npar.notebook_source_hash(path, profile) != npar.notebook_source_hash(path, None) != \
+        before

@@ -1,0 +1,517 @@
+"""Tests for ptdlib.problems: planted problems, Problem records and textbook chains."""
+
+import dataclasses
+import json
+import pickle
+from math import comb
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ptdlib import markov, subspace, td, theory
+from ptdlib._validation import check_row_stochastic
+from ptdlib.problems import (
+    HEAD_NORM,
+    MAX_HYPERCUBE_DIM,
+    NotIdentifiableWarning,
+    Problem,
+    hypercube_hamming_lumped,
+    lazy_cycle,
+    lazy_hypercube,
+    random_dense_chain,
+    random_features,
+    shared_subspace_problem,
+    two_state_chain,
+)
+
+# Exactly planted quantities hold up to floating-point round-off of O(n d) operations.
+EXACT = 1e-10
+
+
+@pytest.fixture(scope="module")
+def planted() -> Problem:
+    return shared_subspace_problem(12, 9, 5, 2, heterogeneity=0.6, laziness=0.2, rng=7)
+
+
+@pytest.fixture(scope="module")
+def misspecified() -> Problem:
+    return shared_subspace_problem(12, 9, 5, 2, heterogeneity=0.6, laziness=0.2,
+                                   misspecification=0.3, rng=7)
+
+
+def _assert_well_posed(problem: Problem) -> None:
+    """The invariants every problem satisfies: DESIGN section 1 and the environments notebook."""
+    A, b = td.td_matrices(problem.P, problem.rewards, problem.features)
+    theta = problem.theta_star
+    np.testing.assert_allclose(problem.A, A, rtol=0, atol=EXACT)
+    assert np.max(np.abs(np.einsum("ijk,ik->ij", A, theta) + b)) < EXACT
+    np.testing.assert_allclose(td.td_fixed_point(problem.P, problem.rewards, problem.features),
+                               theta, rtol=0, atol=EXACT)
+    assert np.all(theory.negative_definiteness_margin(A) > 0)
+    np.testing.assert_allclose(np.sum(problem.mu * problem.rewards, axis=1),
+                               problem.average_reward, rtol=0, atol=EXACT)
+    np.testing.assert_allclose(np.einsum("in,inm->im", problem.mu, problem.P), problem.mu,
+                               rtol=0, atol=EXACT)
+    assert np.max(np.linalg.norm(problem.features, axis=1)) <= 1 + 1e-12
+    assert td.constant_in_span_residual(problem.features) > 1e-8
+    if problem.rank is not None:
+        B = problem.B_star
+        np.testing.assert_allclose(B.T @ B, np.eye(problem.rank), rtol=0, atol=1e-12)
+        np.testing.assert_allclose(problem.heads_star, theta @ B, rtol=0, atol=EXACT)
+
+
+# --------------------------------------------------------------------------- planted problems
+
+def test_planted_problem_is_well_posed(planted: Problem) -> None:
+    _assert_well_posed(planted)
+    assert planted.P.shape == (12, 9, 9) and planted.theta_star.shape == (12, 5)
+    assert (planted.n_agents, planted.n_states, planted.dim, planted.rank) == (12, 9, 5, 2)
+
+
+def test_planted_theta_is_exactly_rank_r(planted: Problem) -> None:
+    np.testing.assert_array_equal(planted.theta_star, planted.heads_star @ planted.B_star.T)
+    assert planted.singular_value_ratio < EXACT
+    assert np.linalg.matrix_rank(planted.theta_star, tol=1e-10) == 2
+    np.testing.assert_allclose(np.linalg.norm(planted.heads_star, axis=1), HEAD_NORM, atol=1e-14)
+
+
+def test_planted_bias_is_phi_theta_up_to_a_constant(planted: Problem) -> None:
+    h = td.poisson_solution(planted.P, planted.rewards)
+    gap = h - planted.theta_star @ planted.features.T
+    assert np.max(np.ptp(gap, axis=1)) < EXACT
+    np.testing.assert_allclose(np.sum(planted.mu * h, axis=1), 0.0, atol=EXACT)
+
+
+def test_mu_matches_stationary_distribution(planted: Problem) -> None:
+    for i in range(planted.n_agents):
+        np.testing.assert_allclose(planted.mu[i], markov.stationary_distribution(planted.P[i]),
+                                   rtol=0, atol=1e-14)
+
+
+def test_random_instance_is_misaligned_and_diverse(planted: Problem) -> None:
+    # DESIGN section 1: random instances have chi > 0; lambda_w <= HEAD_NORM^2 / r by the trace.
+    assert planted.misalignment > 1e-6
+    assert 0 < planted.head_diversity <= HEAD_NORM**2 / planted.rank + 1e-15
+    np.testing.assert_allclose(planted.head_diversity, theory.head_diversity(planted.heads_star))
+
+
+def test_head_diversity_approaches_its_limit_for_many_agents() -> None:
+    # N = 2000, r = 4: sigma_min^2 / N concentrates near (1 - sqrt(r / N))^2 / r ~ 0.91 / r
+    # (Marchenko-Pastur edge); 0.8 / r leaves several standard deviations of slack.
+    problem = shared_subspace_problem(2000, 6, 5, 4, rng=0)
+    assert 0.8 / 4 < problem.head_diversity <= 1 / 4
+
+
+def test_misspecified_problem_is_well_posed(misspecified: Problem) -> None:
+    _assert_well_posed(misspecified)
+    assert misspecified.singular_value_ratio > 1e-3
+    assert np.linalg.matrix_rank(misspecified.theta_star, tol=1e-10) > 2
+
+
+def test_misspecification_pushes_theta_orthogonally(planted: Problem,
+                                                    misspecified: Problem) -> None:
+    # Same seed: the draws before the misspecification directions are shared bit for bit.
+    for name in ("P", "features", "mu", "average_reward"):
+        np.testing.assert_array_equal(getattr(planted, name), getattr(misspecified, name))
+    shift = misspecified.theta_star - planted.theta_star
+    np.testing.assert_allclose(shift @ planted.B_star, 0.0, atol=EXACT)
+    np.testing.assert_allclose(np.linalg.norm(shift, axis=1), 0.3 * HEAD_NORM, atol=EXACT)
+    np.testing.assert_allclose(np.sum(misspecified.mu * misspecified.rewards, axis=1),
+                               planted.average_reward, atol=EXACT)
+
+
+def test_misspecification_ratio_grows_with_m() -> None:
+    ratios = [shared_subspace_problem(10, 8, 6, 2, misspecification=m, rng=3).singular_value_ratio
+              for m in (0.0, 0.05, 0.2, 0.8)]
+    assert ratios[0] < EXACT
+    assert np.all(np.diff(ratios) > 0)
+
+
+def test_zero_heterogeneity_gives_identical_kernels() -> None:
+    problem = shared_subspace_problem(5, 6, 3, 2, heterogeneity=0.0, rng=1)
+    for i in range(1, 5):
+        np.testing.assert_array_equal(problem.P[i], problem.P[0])
+
+
+def test_heterogeneity_knob_keeps_common_random_numbers() -> None:
+    low = shared_subspace_problem(6, 6, 3, 2, heterogeneity=0.1, rng=2)
+    high = shared_subspace_problem(6, 6, 3, 2, heterogeneity=0.9, rng=2)
+    for name in ("features", "B_star", "heads_star", "average_reward", "theta_star"):
+        np.testing.assert_array_equal(getattr(low, name), getattr(high, name))
+    spread = [np.max(np.abs(p.P - p.P.mean(axis=0))) for p in (low, high)]
+    assert spread[0] < spread[1]
+
+
+def test_laziness_raises_the_diagonal_and_slows_mixing() -> None:
+    brisk = shared_subspace_problem(3, 8, 3, 2, laziness=0.0, rng=4)
+    lazy = shared_subspace_problem(3, 8, 3, 2, laziness=0.9, rng=4)
+    index = np.arange(8)
+    np.testing.assert_allclose(lazy.P[:, index, index], 0.9 + 0.1 * brisk.P[:, index, index],
+                               atol=1e-15)
+    np.testing.assert_allclose(lazy.mu, brisk.mu, atol=1e-13)
+    np.testing.assert_array_equal(lazy.theta_star, brisk.theta_star)
+    for i in range(3):
+        assert markov.mixing_time(lazy.P[i]) > markov.mixing_time(brisk.P[i])
+
+
+def test_same_seed_same_problem_bit_for_bit() -> None:
+    kwargs = {"heterogeneity": 0.3, "laziness": 0.1, "misspecification": 0.2}
+    first = shared_subspace_problem(4, 7, 4, 2, rng=11, **kwargs)
+    second = shared_subspace_problem(4, 7, 4, 2, rng=np.random.default_rng(11), **kwargs)
+    other = shared_subspace_problem(4, 7, 4, 2, rng=12, **kwargs)
+    for field in dataclasses.fields(Problem):
+        np.testing.assert_array_equal(getattr(first, field.name), getattr(second, field.name))
+    assert not np.array_equal(first.P, other.P)
+    assert not np.array_equal(first.theta_star, other.theta_star)
+
+
+def test_reward_noise_is_stored(planted: Problem) -> None:
+    noisy = shared_subspace_problem(12, 9, 5, 2, heterogeneity=0.6, laziness=0.2,
+                                    reward_noise=0.5, rng=7)
+    assert noisy.reward_noise == 0.5 and planted.reward_noise == 0.0
+    np.testing.assert_array_equal(noisy.rewards, planted.rewards)
+
+
+# --------------------------------------------------------------------------- Problem record
+
+def test_problem_is_immutable(planted: Problem) -> None:
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        planted.rank = 3  # type: ignore[misc]
+    for name in ("P", "rewards", "features", "mu", "average_reward", "theta_star", "B_star",
+                 "heads_star"):
+        array = getattr(planted, name)
+        assert array.dtype == np.float64 and not array.flags.writeable
+    assert not planted.A.flags.writeable and not planted.b.flags.writeable
+
+
+def test_cached_td_matrices_are_computed_once(planted: Problem) -> None:
+    assert planted.A is planted.A and planted.b is planted.b
+    assert planted.A.shape == (12, 5, 5) and planted.b.shape == (12, 5)
+
+
+def test_from_arrays_copies_and_leaves_inputs_writeable(planted: Problem) -> None:
+    P, rewards, features = planted.P.copy(), planted.rewards.copy(), planted.features.copy()
+    problem = Problem.from_arrays(P, rewards, features, rank=2)
+    assert P.flags.writeable and rewards.flags.writeable
+    rewards[0, 0] += 1.0
+    assert problem.rewards[0, 0] == planted.rewards[0, 0]
+
+
+def test_from_arrays_recovers_a_planted_problem(planted: Problem) -> None:
+    problem = Problem.from_arrays(planted.P, planted.rewards, planted.features, rank=2,
+                                  reward_noise=0.1)
+    _assert_well_posed(problem)
+    np.testing.assert_allclose(problem.theta_star, planted.theta_star, atol=EXACT)
+    np.testing.assert_allclose(problem.average_reward, planted.average_reward, atol=EXACT)
+    assert subspace.principal_angle_distance(problem.B_star, planted.B_star) < 1e-8
+    np.testing.assert_allclose(problem.head_diversity, planted.head_diversity, rtol=1e-8)
+    assert problem.reward_noise == 0.1
+
+
+def test_from_arrays_without_rank_has_no_subspace(planted: Problem) -> None:
+    problem = Problem.from_arrays(planted.P, planted.rewards, planted.features)
+    assert problem.rank is None and problem.B_star is None and problem.heads_star is None
+    for attribute in ("head_diversity", "singular_value_ratio", "misalignment"):
+        with pytest.raises(ValueError, match="rank"):
+            getattr(problem, attribute)
+    assert "head_diversity" not in problem.describe()
+
+
+def test_describe_reports_plain_numbers(planted: Problem) -> None:
+    summary = planted.describe()
+    json.dumps(summary)
+    assert summary["rank"] == 2 and summary["n_agents"] == 12
+    assert summary["singular_value_ratio"] < EXACT
+    assert summary["min_negative_definiteness_margin"] > 0
+    assert summary["misalignment"] == planted.misalignment
+    assert abs(summary["max_feature_norm"] - 1.0) < 1e-12
+
+
+def test_pickle_round_trip_refreezes(planted: Problem) -> None:
+    copy = pickle.loads(pickle.dumps(planted))
+    np.testing.assert_array_equal(copy.theta_star, planted.theta_star)
+    assert not copy.P.flags.writeable and copy.rank == planted.rank
+
+
+def test_constructor_checks_shapes(planted: Problem) -> None:
+    with pytest.raises(ValueError, match="theta_star must have shape"):
+        dataclasses.replace(planted, theta_star=planted.theta_star[:, :3])
+    with pytest.raises(ValueError, match="need rank"):
+        dataclasses.replace(planted, rank=None)
+    with pytest.raises(ValueError, match="B_star must have orthonormal columns"):
+        dataclasses.replace(planted, B_star=2 * planted.B_star)
+
+
+def test_subset_is_the_first_agents_without_copies(planted: Problem) -> None:
+    small = planted.subset(5)
+    assert small.n_agents == 5 and np.shares_memory(small.P, planted.P)
+    for name in ("P", "rewards", "mu", "average_reward", "theta_star", "heads_star"):
+        np.testing.assert_array_equal(getattr(small, name), getattr(planted, name)[:5])
+    np.testing.assert_array_equal(small.B_star, planted.B_star)
+    np.testing.assert_allclose(small.A, planted.A[:5], atol=1e-15)
+    with pytest.raises(ValueError, match="n_agents must be <= 12"):
+        planted.subset(13)
+    with pytest.raises(ValueError, match="n_agents"):
+        planted.subset(0)
+
+
+def test_from_pool_replicates_agents_and_keeps_head_diversity(planted: Problem) -> None:
+    pool = planted.subset(4)
+    big = Problem.from_pool(pool, 10)
+    assert big.n_agents == 10
+    for i in range(10):
+        np.testing.assert_array_equal(big.P[i], pool.P[i % 4])
+        np.testing.assert_array_equal(big.theta_star[i], pool.theta_star[i % 4])
+    # With N a multiple of M, W*^T W* / N equals the pool's: lambda_w does not move with N.
+    np.testing.assert_allclose(Problem.from_pool(pool, 12).head_diversity, pool.head_diversity,
+                               rtol=1e-12)
+    with pytest.raises(ValueError, match="pool must be a Problem"):
+        Problem.from_pool(planted.P, 3)  # type: ignore[arg-type]
+
+
+# --------------------------------------------------------------------------- identifiability
+
+def test_fewer_agents_than_rank_warns_and_checks_raise() -> None:
+    with pytest.warns(NotIdentifiableWarning, match="n_agents = 2 < rank = 3"):
+        problem = shared_subspace_problem(2, 6, 4, 3, rng=0)
+    assert problem.head_diversity == 0.0
+    with pytest.raises(ValueError, match="identifiable"):
+        problem.require_identifiable()
+    with pytest.raises(ValueError, match="identifiable"):
+        _ = problem.misalignment
+    assert problem.describe()["misalignment"] is None
+
+
+def test_subset_and_from_arrays_warn_below_rank(planted: Problem) -> None:
+    with pytest.warns(NotIdentifiableWarning):
+        planted.subset(1)
+    with pytest.warns(NotIdentifiableWarning):
+        Problem.from_pool(planted, 1)
+    with pytest.warns(NotIdentifiableWarning):
+        Problem.from_arrays(planted.P[:1], planted.rewards[:1], planted.features, rank=2)
+
+
+def test_require_identifiable_passes_on_a_diverse_problem(planted: Problem) -> None:
+    planted.require_identifiable()
+
+
+def test_collinear_heads_are_not_identifiable(planted: Problem) -> None:
+    # Every agent's rewards are agent 0's scaled: Theta* has rank 1 < rank = 2.
+    P = np.broadcast_to(planted.P[0], planted.P.shape)
+    rewards = planted.rewards[0] * np.arange(1, 13)[:, None]
+    problem = Problem.from_arrays(P, rewards, planted.features, rank=2)
+    with pytest.raises(ValueError, match="do not span"):
+        problem.require_identifiable()
+
+
+# --------------------------------------------------------------------------- features
+
+@given(n_states=st.integers(2, 30), data=st.data())
+@settings(max_examples=40, deadline=None)
+def test_random_features_properties(n_states: int, data: st.DataObject) -> None:
+    dim = data.draw(st.integers(1, n_states - 1))
+    Phi = random_features(n_states, dim, data.draw(st.integers(0, 2**32 - 1)))
+    assert Phi.shape == (n_states, dim)
+    np.testing.assert_allclose(np.max(np.linalg.norm(Phi, axis=1)), 1.0, rtol=1e-14)
+    np.testing.assert_allclose(Phi.sum(axis=0), 0.0, atol=1e-12)
+    # Columns orthogonal to 1: the distance of 1 / sqrt(n) from span(Phi) is 1.
+    np.testing.assert_allclose(td.constant_in_span_residual(Phi), 1.0, atol=1e-10)
+    assert np.linalg.matrix_rank(Phi) == dim
+
+
+@pytest.mark.parametrize(("n_states", "dim", "match"), [
+    (1, 1, "n_states"), (5, 0, "dim"), (5, 5, "dim must be <= n_states - 1"),
+    (5, 7, "dim must be <= n_states - 1"), (5.0, 2, "n_states"),
+])
+def test_random_features_bad_input(n_states: int, dim: int, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        random_features(n_states, dim, 0)
+
+
+# --------------------------------------------------------------------------- bad input
+
+THREE_STATE_FEATURES = np.array([[0.5], [0.0], [-0.5]])
+THREE_STATE_REWARDS = np.array([[1.0, 0.0, 0.5]])
+GOOD_P = np.full((1, 3, 3), 1 / 3)
+
+
+@pytest.mark.parametrize(("P", "match"), [
+    (np.full((1, 3, 2), 0.5), "P must be a square"),
+    (np.full((3, 3), 1 / 3), "P must be a stack"),
+    (np.full((1, 3, 3), 0.3), "P must be row-stochastic"),
+    (np.array([[[1.2, -0.2, 0.0], [0.0, 0.5, 0.5], [0.5, 0.0, 0.5]]]), "P must be non-negative"),
+    (np.array([[[np.nan, 0.5, 0.5], [0.0, 0.5, 0.5], [0.5, 0.0, 0.5]]]), "P must be finite"),
+    (np.array([[[1.0, 0.0, 0.0], [0.0, 0.5, 0.5], [0.0, 0.5, 0.5]]]), r"P\[0\] is reducible"),
+    (np.array([[[0.0, 1.0, 0.0], [0.0, 0.0, 1.0], [1.0, 0.0, 0.0]]]), r"P\[0\] is periodic"),
+])
+def test_from_arrays_rejects_bad_chains(P: np.ndarray, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        Problem.from_arrays(P, THREE_STATE_REWARDS, THREE_STATE_FEATURES)
+
+
+def test_from_arrays_names_reducible_and_periodic_agents() -> None:
+    periodic = np.array([[0.0, 1.0, 0.0], [0.0, 0.0, 1.0], [1.0, 0.0, 0.0]])
+    reducible = np.array([[1.0, 0.0, 0.0], [0.0, 0.5, 0.5], [0.0, 0.5, 0.5]])
+    for bad, match in ((periodic, r"P\[1\] is periodic with period 3"),
+                       (reducible, r"P\[1\] is reducible: communicating classes")):
+        with pytest.raises(ValueError, match=match):
+            Problem.from_arrays(np.stack([GOOD_P[0], bad]), np.ones((2, 3)), THREE_STATE_FEATURES)
+
+
+@pytest.mark.parametrize(("rewards", "features", "kwargs", "match"), [
+    (np.ones((2, 3)), THREE_STATE_FEATURES, {}, "rewards must have shape"),
+    (np.ones(3), THREE_STATE_FEATURES, {}, "rewards must be 2-dimensional"),
+    (np.array([[1.0, np.inf, 0.0]]), THREE_STATE_FEATURES, {}, "rewards must be finite"),
+    (THREE_STATE_REWARDS, np.ones((4, 1)) * 0.1, {}, "features must have n_states = 3 rows"),
+    (THREE_STATE_REWARDS, np.eye(3) * 0.5, {}, "features: dim must be <= n_states - 1"),
+    (THREE_STATE_REWARDS, np.full((3, 4), 0.1), {}, "features: dim must be <= n_states - 1"),
+    (THREE_STATE_REWARDS, np.full((3, 1), 0.5), {}, "features: .*constant vector"),
+    (THREE_STATE_REWARDS, np.array([[0.3, 0.5], [0.3, 0.0], [0.3, -0.5]]), {},
+     "features: .*constant vector"),
+    (THREE_STATE_REWARDS, np.array([[2.0], [0.0], [-2.0]]), {}, r"features: .*\|\|phi\(s\)\|\|"),
+    (THREE_STATE_REWARDS, np.array([[0.5, 0.25], [0.0, 0.0], [-0.5, -0.25]]), {},
+     "features: .*full column rank"),
+    (THREE_STATE_REWARDS, THREE_STATE_FEATURES, {"rank": 2}, "rank must be <= dim"),
+    (THREE_STATE_REWARDS, THREE_STATE_FEATURES, {"rank": 0}, "rank"),
+    (THREE_STATE_REWARDS, THREE_STATE_FEATURES, {"reward_noise": -1.0}, "reward_noise"),
+])
+def test_from_arrays_rejects_bad_rewards_features_rank(rewards: np.ndarray, features: np.ndarray,
+                                                       kwargs: dict, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        Problem.from_arrays(GOOD_P, rewards, features, **kwargs)
+
+
+@pytest.mark.parametrize(("args", "kwargs", "match"), [
+    ((0, 5, 2, 1), {}, "n_agents"),
+    ((2.0, 5, 2, 1), {}, "n_agents"),
+    ((2, 1, 1, 1), {}, "n_states"),
+    ((2, 5, 0, 1), {}, "dim"),
+    ((2, 5, 2, True), {}, "rank"),
+    ((2, 5, 2, 3), {}, "rank must be <= dim"),
+    ((2, 5, 5, 1), {}, "dim must be <= n_states - 1"),
+    ((2, 5, 7, 1), {}, "dim must be <= n_states - 1"),
+    ((2, 5, 2, 1), {"heterogeneity": -0.1}, "heterogeneity"),
+    ((2, 5, 2, 1), {"heterogeneity": 1.5}, "heterogeneity"),
+    ((2, 5, 2, 1), {"laziness": 1.0}, "laziness"),
+    ((2, 5, 2, 1), {"laziness": np.nan}, "laziness"),
+    ((2, 5, 2, 1), {"reward_noise": -0.5}, "reward_noise"),
+    ((2, 5, 2, 1), {"misspecification": -0.1}, "misspecification"),
+    ((2, 5, 2, 2), {"misspecification": 0.1}, "misspecification > 0 needs rank < dim"),
+])
+def test_shared_subspace_problem_bad_input(args: tuple, kwargs: dict, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        shared_subspace_problem(*args, rng=0, **kwargs)
+
+
+# --------------------------------------------------------------------------- property tests
+
+@given(data=st.data())
+@settings(max_examples=30, deadline=None)
+def test_shared_subspace_problem_properties(data: st.DataObject) -> None:
+    n_states = data.draw(st.integers(2, 8), label="n_states")
+    dim = data.draw(st.integers(1, n_states - 1), label="dim")
+    rank = data.draw(st.integers(1, dim), label="rank")
+    n_agents = data.draw(st.integers(rank, rank + 4), label="n_agents")
+    misspecification = data.draw(st.sampled_from([0.0, 0.5]) if rank < dim else st.just(0.0))
+    problem = shared_subspace_problem(
+        n_agents, n_states, dim, rank,
+        heterogeneity=data.draw(st.floats(0.0, 1.0), label="heterogeneity"),
+        laziness=data.draw(st.floats(0.0, 0.95), label="laziness"),
+        misspecification=misspecification, rng=data.draw(st.integers(0, 2**32 - 1)))
+    _assert_well_posed(problem)
+    check_row_stochastic(problem.P)
+    # lambda_min(W^T W / N) <= trace(W^T W / N) / r = mean ||w_i*||^2 / r (HEAD_NORM^2 if planted).
+    mean_square = np.mean(np.sum(problem.heads_star**2, axis=1))
+    assert problem.head_diversity <= mean_square / rank * (1 + 1e-12)
+    if misspecification == 0.0:
+        np.testing.assert_allclose(mean_square, HEAD_NORM**2, rtol=1e-14)
+        assert problem.singular_value_ratio < EXACT
+
+
+# --------------------------------------------------------------------------- textbook chains
+
+@pytest.mark.parametrize(("p", "q"), [(0.3, 0.6), (1.0, 0.2), (0.05, 1.0), (0.5, 0.5)])
+def test_two_state_chain_known_answers(p: float, q: float) -> None:
+    P = two_state_chain(p, q)
+    np.testing.assert_array_equal(P, [[1 - p, p], [q, 1 - q]])
+    np.testing.assert_allclose(markov.stationary_distribution(P), [q / (p + q), p / (p + q)],
+                               atol=1e-15)
+    markov.check_ergodic(P)
+
+
+@pytest.mark.parametrize(("p", "q", "match"), [
+    (0.0, 0.5, "p"), (0.5, 0.0, "q"), (1.2, 0.5, "p"), (1.0, 1.0, "period"), (np.nan, 0.5, "p"),
+])
+def test_two_state_chain_bad_input(p: float, q: float, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        two_state_chain(p, q)
+
+
+@pytest.mark.parametrize("n", [3, 4, 7, 20])
+def test_lazy_cycle_spectrum(n: int) -> None:
+    P = lazy_cycle(n)
+    check_row_stochastic(P)
+    markov.check_ergodic(P)
+    eigenvalues = np.sort(np.linalg.eigvalsh(P))[::-1]  # symmetric matrix
+    expected = np.sort(0.5 + 0.5 * np.cos(2 * np.pi * np.arange(n) / n))[::-1]
+    np.testing.assert_allclose(eigenvalues, expected, atol=1e-12)
+    np.testing.assert_allclose(eigenvalues, theory.lazy_cycle_eigenvalues(n), atol=1e-12)
+
+
+@pytest.mark.parametrize("k", [1, 2, 3, 5])
+def test_lazy_hypercube_and_lumped_spectra(k: int) -> None:
+    P = lazy_hypercube(k)
+    check_row_stochastic(P)
+    markov.check_ergodic(P)
+    eigenvalues = np.sort(np.linalg.eigvalsh(P))[::-1]
+    expected = np.repeat(1 - np.arange(k + 1) / k, [comb(k, j) for j in range(k + 1)])
+    np.testing.assert_allclose(eigenvalues, expected, atol=1e-12)
+    lumped = hypercube_hamming_lumped(k)
+    check_row_stochastic(lumped)
+    spectrum = theory.lazy_hypercube_eigenvalues(k)
+    np.testing.assert_allclose(np.sort(np.linalg.eigvals(lumped).real)[::-1],
+                               spectrum.eigenvalues, atol=1e-10)
+    binomial = np.array([comb(k, w) for w in range(k + 1)]) / 2**k
+    np.testing.assert_allclose(markov.stationary_distribution(lumped), binomial, atol=1e-14)
+
+
+@pytest.mark.parametrize("k", [1, 2, 3, 4, 5, 6])
+def test_lumped_tv_equals_hypercube_tv_from_zero(k: int) -> None:
+    cube, lumped = lazy_hypercube(k), hypercube_hamming_lumped(k)
+    uniform = np.full(2**k, 2.0**-k)
+    binomial = np.array([comb(k, w) for w in range(k + 1)]) / 2**k
+    t_max = 4 * k + 4
+    cube_row, lumped_row = np.eye(2**k)[0], np.eye(k + 1)[0]
+    worst_start = markov.tv_curve(cube, t_max)
+    for t in range(t_max + 1):
+        tv_cube = 0.5 * np.abs(cube_row - uniform).sum()
+        tv_lumped = 0.5 * np.abs(lumped_row - binomial).sum()
+        assert tv_cube == pytest.approx(tv_lumped, abs=1e-13)
+        # Vertex transitivity: every start is as far from uniform as 0...0.
+        assert worst_start[t] == pytest.approx(tv_cube, abs=1e-12)
+        cube_row, lumped_row = cube_row @ cube, lumped_row @ lumped
+
+
+def test_random_dense_chain_is_positive_and_reproducible() -> None:
+    P = random_dense_chain(6, 5)
+    check_row_stochastic(P)
+    assert np.all(P > 0)
+    np.testing.assert_array_equal(P, random_dense_chain(6, 5))
+    assert not np.array_equal(P, random_dense_chain(6, 6))
+
+
+@pytest.mark.parametrize(("factory", "arg", "match"), [
+    (lazy_cycle, 2, "n"), (lazy_hypercube, 0, "k"),
+    (lazy_hypercube, MAX_HYPERCUBE_DIM + 1, "hypercube_hamming_lumped"),
+    (hypercube_hamming_lumped, 0, "k"), (hypercube_hamming_lumped, 2.5, "k"),
+])
+def test_textbook_chain_bad_input(factory, arg: int, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        factory(arg)
+
+
+def test_random_dense_chain_bad_input() -> None:
+    with pytest.raises(ValueError, match="n"):
+        random_dense_chain(0, 1)

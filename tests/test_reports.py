@@ -1,0 +1,213 @@
+"""Tests of ptdlib.reports: the notebook-side writer, the index/README/manifest and staleness."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import pytest
+from _notebook_factory import make_notebook, protocol_cells
+from matplotlib.figure import Figure
+
+from ptdlib import checks, notebook_params, reports
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _figure() -> Figure:
+    fig = Figure(figsize=(2, 2))
+    fig.add_subplot().plot([0, 1], [1, 0])
+    return fig
+
+
+def _table(ok: bool = True) -> checks.CheckTable:
+    table = checks.CheckTable()
+    table.add(checks.check_close("slope", "E dist^2 ~ 1/t", -0.97 if ok else -0.5, -1.0,
+                                 atol=0.2))
+    table.add(checks.check_true("ergodic", "every P_i is ergodic", True))
+    return table
+
+
+def test_notebook_output_writes_figures_and_summary(tmp_path: Path) -> None:
+    out = reports.NotebookOutput(str(tmp_path / "rep"), "02_mixing")
+    path = out.save_figure(_figure(), "tv_decay", caption="TV decay")
+    out.save_figure(_figure(), "extra", key=False)
+    summary_path = out.write_summary(_table(), {"seed": 4, "alpha": 0.5})
+    assert path == tmp_path / "rep" / "tv_decay.png" and path.exists()
+    summary = json.loads(summary_path.read_text())
+    assert summary["notebook"] == "02_mixing" and summary["status"] == "passed"
+    assert summary["provenance"]["seeds"] == [4]
+    assert summary["figures"] == [{"caption": "TV decay", "file": "tv_decay.png", "key": True},
+                                  {"caption": "", "file": "extra.png", "key": False}]
+
+
+def test_notebook_output_without_folder_writes_nothing_but_still_validates(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    out = reports.NotebookOutput("", "x")
+    assert out.save_figure(_figure(), "a") is None
+    assert out.write_summary(_table(), {"seed": 0}) is None
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(TypeError, match="cannot store"):
+        out.write_summary(_table(), {"seed": 0, "rng": object()})
+
+
+@pytest.mark.parametrize("name", ["a.png", "../up", "", "a b"])
+def test_notebook_output_rejects_bad_figure_names(name: str) -> None:
+    with pytest.raises(ValueError, match="figure name"):
+        reports.NotebookOutput("", "x").save_figure(_figure(), name)
+
+
+def test_notebook_output_rejects_a_repeated_figure_name() -> None:
+    out = reports.NotebookOutput("", "x")
+    out.save_figure(_figure(), "a")
+    with pytest.raises(ValueError, match="figure name must be new"):
+        out.save_figure(_figure(), "a")
+
+
+def make_report(reports_dir: Path, stem: str, *, ok: bool = True, run: dict | None = None) -> Path:
+    """A report folder as `ptd run` leaves it (summary with a run block, figure, ipynb, html)."""
+    out = reports.NotebookOutput(str(reports_dir / stem), stem)
+    out.save_figure(_figure(), "curve", caption=f"{stem} curve")
+    path = out.write_summary(_table(ok), {"seed": 0})
+    summary = json.loads(path.read_text())
+    summary["run"] = {"profile": "paper", "overrides": {}, "wall_time_s": 1.5,
+                      "git_commit": "abc123", **(run or {})}
+    checks.write_json_atomic(path, summary)
+    (reports_dir / stem / f"{stem}.html").write_text("<html></html>", encoding="utf-8")
+    (reports_dir / stem / f"{stem}.ipynb").write_text("{}", encoding="utf-8")
+    return path
+
+
+def test_index_has_a_row_per_check_and_marks_failures(tmp_path: Path) -> None:
+    reports_dir, notebooks_dir = tmp_path / "reports", tmp_path / "notebooks"
+    make_report(reports_dir, "01_good")
+    make_report(reports_dir, "02_bad", ok=False)
+    make_notebook(notebooks_dir / "03_new.ipynb", ["x = 1"])
+    entries = reports.write_index(reports_dir, notebooks_dir)
+    assert [(e.stem, e.status) for e in entries] == [("01_good", "passed"), ("02_bad", "failed"),
+                                                      ("03_new", "missing")]
+    page = (reports_dir / "index.html").read_text()
+    assert page.count('<tr class="pass">') == 3 and page.count('<tr class="fail">') == 2
+    assert ('<td>slope</td><td>E dist^2 ~ 1/t</td><td class="value">-0.5</td>'
+            '<td class="value">-1 +/- 0.2</td><td class="verdict">FAIL</td>') in page
+    assert "NOT RUN" in page and '<img src="01_good/curve.png"' in page
+    assert "3 of 4 checks passed across 3 notebooks; 1 failed; 1 notebooks without a report." \
+        in page
+    readme = (reports_dir / "README.md").read_text()
+    assert "| 02_bad | slope | E dist^2 ~ 1/t | -0.5 | -1 +/- 0.2 | FAIL |" in readme
+    assert "![01_good curve](01_good/curve.png)" in readme
+    assert "| git commit | abc123 |" in readme and "| wall time | 1.5 s |" in readme
+    manifest = json.loads((reports_dir / "manifest.json").read_text())
+    assert sorted(manifest["notebooks"]) == ["01_good", "02_bad"]
+    assert manifest["notebooks"]["02_bad"]["status"] == "failed"
+
+
+def test_index_is_deterministic_and_escapes_text(tmp_path: Path) -> None:
+    reports_dir = tmp_path / "reports"
+    path = make_report(reports_dir, "01_x")
+    summary = json.loads(path.read_text())
+    summary["checks"][0]["claim"] = "a <b> | c"
+    checks.write_json_atomic(path, summary)
+    reports.write_index(reports_dir)
+    first = {p.name: p.read_bytes() for p in reports_dir.iterdir() if p.is_file()}
+    reports.write_index(reports_dir)
+    assert first == {p.name: p.read_bytes() for p in reports_dir.iterdir() if p.is_file()}
+    assert "a &lt;b&gt; | c" in first["index.html"].decode()
+    assert "a <b> \\| c" in first["README.md"].decode()
+    assert sorted(first) == ["README.md", "index.html", "manifest.json"]  # no temp files left
+
+
+def test_swap_in_replaces_a_folder_whole(tmp_path: Path) -> None:
+    target, staging = tmp_path / "rep", tmp_path / ".staging"
+    target.mkdir()
+    (target / "old.txt").write_text("old")
+    staging.mkdir()
+    (staging / "new.txt").write_text("new")
+    reports.swap_in(staging, target)
+    assert [p.name for p in tmp_path.iterdir()] == ["rep"]
+    assert [p.name for p in target.iterdir()] == ["new.txt"]
+
+
+def test_swap_in_restores_the_old_folder_when_the_swap_fails(tmp_path: Path) -> None:
+    target = tmp_path / "rep"
+    target.mkdir()
+    (target / "old.txt").write_text("old")
+    with pytest.raises(FileNotFoundError):
+        reports.swap_in(tmp_path / "missing", target)
+    assert [p.name for p in tmp_path.iterdir()] == ["rep"]
+    assert (target / "old.txt").read_text() == "old"
+
+
+def _project(root: Path) -> Path:
+    """A tmp project: two notebooks with profiles, a fake ptdlib, fresh reports and index."""
+    (root / "ptdlib").mkdir(parents=True)
+    (root / "ptdlib" / "__init__.py").write_text('"""fake"""\n')
+    for stem in ("01_a", "02_b"):
+        notebook = make_notebook(root / "notebooks" / f"{stem}.ipynb", protocol_cells(stem))
+        (root / "notebooks" / "params").mkdir(exist_ok=True)
+        reports.profile_path(notebook).write_text("alpha: 0.25\n")
+        make_report(root / "reports", stem, run={
+            "notebook_sha256": notebook_params.notebook_source_hash(
+                notebook, reports.profile_path(notebook)),
+            "ptdlib_sha256": reports.ptdlib_source_hash(root / "ptdlib")})
+    reports.write_index(root / "reports", root / "notebooks")
+    return root
+
+
+def test_staleness_mechanism_on_a_tmp_tree(tmp_path: Path) -> None:
+    root = _project(tmp_path)
+    assert reports.stale_report_sources(root) == []
+    # Re-executing a notebook in place changes outputs only: still fresh.
+    nb_path = root / "notebooks" / "01_a.ipynb"
+    notebook = json.loads(nb_path.read_text())
+    notebook["cells"][2]["outputs"] = [{"output_type": "stream", "name": "stdout",
+                                        "text": ["hi\n"]}]
+    nb_path.write_text(json.dumps(notebook))
+    assert reports.stale_report_sources(root) == []
+    (root / "notebooks" / "params" / "02_b.paper.yaml").write_text("alpha: 0.5\n")
+    (root / "ptdlib" / "new.py").write_text("x = 1\n")
+    make_notebook(root / "notebooks" / "03_c.ipynb", ["x = 1"])
+    assert reports.stale_report_sources(root) == [
+        "01_a: ptdlib changed since the report was made",
+        "02_b: the notebook or its paper profile changed since its report",
+        "02_b: ptdlib changed since the report was made",
+        "03_c: no report",
+    ]
+
+
+def test_staleness_catches_quick_runs_unindexed_summaries_and_removed_notebooks(
+        tmp_path: Path) -> None:
+    root = _project(tmp_path)
+    summary_path = root / "reports" / "01_a" / "summary.json"
+    summary = json.loads(summary_path.read_text())
+    summary["run"]["profile"] = "quick"
+    checks.write_json_atomic(summary_path, summary)
+    assert reports.stale_report_sources(root) == [
+        "01_a: summary.json differs from the manifest (run `ptd report`)"]
+    reports.write_index(root / "reports", root / "notebooks")
+    assert reports.stale_report_sources(root) == [
+        "01_a: report made with profile 'quick' and overrides {}, not the plain 'paper' profile"]
+    (root / "notebooks" / "02_b.ipynb").unlink()
+    os.remove(root / "reports" / "index.html")
+    reasons = reports.stale_report_sources(root)
+    assert "index.html is missing: run `ptd report`" in reasons
+    assert "02_b: report of a notebook that no longer exists" in reasons
+    shutil.rmtree(root / "reports")
+    assert reports.stale_report_sources(root) == [
+        "manifest.json is missing: run `make reports`"]
+
+
+def test_repository_reports_are_up_to_date() -> None:
+    notebooks = sorted((REPO / "notebooks").glob("*.ipynb"))
+    if not notebooks or not (REPO / "reports" / "manifest.json").exists():
+        pytest.skip("no notebooks or no reports/manifest.json yet: staleness is checked once "
+                    "`make reports` has run (the mechanism is tested on a tmp tree above)")
+    reasons = reports.stale_report_sources(REPO)
+    assert reasons == [], "reports/ is stale, run `make reports`:\n" + "\n".join(reasons)
