@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test lint reports bench clean
+.PHONY: test lint reports notebooks bench sweep-showcase clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,12 +23,21 @@ lint: $(STAMP)
 test: lint
 	$(BIN)/python -m pytest
 
+# Every notebook with its paper profile into reports/<stem>/, then the index (ptd run rebuilds it).
+# Exits 1 if any pre-registered check fails; the index then marks that notebook failed.
 reports: $(STAMP)
 	$(BIN)/python -m ptdlib.cli run --profile paper
-	$(BIN)/python -m ptdlib.cli report
+
+# Refresh the quick-profile outputs committed in notebooks/ (what nbval compares).
+notebooks: $(STAMP)
+	$(BIN)/jupyter nbconvert --to notebook --execute --inplace notebooks/*.ipynb
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/throughput.py
+
+# The showcase sweep (N up to 4096 agents) on a local Dask cluster; resumable after a kill.
+sweep-showcase: $(STAMP)
+	$(BIN)/ptd sweep sweeps/linear_speedup.yaml
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis

@@ -1,0 +1,1 @@
+"""Benchmarks: simulator throughput and the plain per-agent reference loop it is checked against."""

@@ -34,3 +34,28 @@ dist(B, B*)                 ``principal_angle_distance``  ||(I - B*B*^T) B||_2 =
 """
 
 __version__ = "0.1.0"
+
+# Submodules load on first use (``from ptdlib import simulate``), so ``import ptdlib`` stays light
+# and does not pull in matplotlib, papermill or numba.
+__all__ = [
+    "checkpoint",
+    "checks",
+    "cli",
+    "control",
+    "markov",
+    "mdp",
+    "notebook_params",
+    "plots",
+    "problems",
+    "reports",
+    "schedules",
+    "simulate",
+    "stability",
+    "stats",
+    "steps",
+    "subspace",
+    "sweep",
+    "symbolic",
+    "td",
+    "theory",
+]

@@ -31,8 +31,9 @@ inner product runs over contiguous memory; rows C[s] = phi(s)^T B (rank each) ar
 most once per iteration for the states visited (``stamp``); the averaged gradient
 (1/N) sum_i delta_i phi(s_i) w_i^T is accumulated by state in M (n_states x rank) and multiplied
 by Phi^T over the touched states only: per agent O(rank), per iteration O(min(N, n) dim rank).
-Uniforms are (steps, agents, draws per step) so an iteration reads one contiguous row; the
-alias tables are packed as (agent, state, column, [prob, alias]) so a draw touches one cache line.
+Uniforms are (agents, steps, draws per step), as each agent's Generator fills them (a
+time-major copy would cost more than the strided reads); the alias tables are packed as
+(chain, state, column, [prob, alias]) so a draw touches one cache line, prefetched ahead.
 Floating point may be reassociated (``fastmath`` without the no-NaN/no-inf flags, which the
 divergence test needs), except in `alias_draw`, which reproduces the sampling rule bit for bit.
 
@@ -52,7 +53,11 @@ from __future__ import annotations
 import types
 
 import numpy as np
+from llvmlite import ir
 from numba import njit, prange
+from numba import types as nbtypes
+from numba.core import cgutils
+from numba.extending import intrinsic
 
 #: Sampling modes and algorithm codes shared with ptdlib.simulate.
 MARKOV, IID = 0, 1
@@ -84,25 +89,60 @@ def alias_draw(table: np.ndarray, c: int, s: int, u: float) -> int:
     return int(table[c, s, j, 1])
 
 
+@intrinsic
+def _prefetch(typingctx, table, c, s, j):
+    """Hint the CPU to fetch table[c, s, j] into cache (llvm.prefetch; no effect on results)."""
+
+    def codegen(context, builder, signature, args):
+        array_type = signature.args[0]
+        array = context.make_array(array_type)(context, builder, args[0])
+        zero = context.get_constant(nbtypes.intp, 0)
+        pointer = cgutils.get_item_pointer(context, builder, array_type, array,
+                                           [*args[1:], zero], wraparound=False)
+        byte_pointer = ir.IntType(8).as_pointer()
+        i32 = ir.IntType(32)
+        function = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(ir.VoidType(), [byte_pointer, i32, i32, i32]),
+            "llvm.prefetch.p0i8")
+        # read access, high temporal locality, data cache
+        builder.call(function, [builder.bitcast(pointer, byte_pointer), ir.Constant(i32, 0),
+                                ir.Constant(i32, 3), ir.Constant(i32, 1)])
+        return context.get_dummy_value()
+
+    return nbtypes.void(table, c, s, j), codegen
+
+
+#: Agents ahead whose table entry is prefetched while sampling (hides DRAM latency at large N).
+PREFETCH_DISTANCE = 16
+
+
 @_jit
 def _sample_all(P_table, mu_table, chain, sampling, state, uniforms, j, lo, hi, s0, s1) -> None:
     """(s_t^i, s_{t+1}^i) of agents lo..hi-1 at chunk step j into s0, s1; advances ``state``.
 
     Agent i samples from the tables of its chain, ``chain[i]`` (agents with equal P_i share one).
-
     Markov: s_t = state (the agent's trajectory), s_{t+1} ~ P_i(s_t, .); i.i.d.: s_t ~ mu_i, then
     s_{t+1} ~ P_i(s_t, .). A separate pass so that the table lookups of different agents (random
-    accesses into N n^2 entries) overlap in the memory system instead of waiting one by one.
+    accesses into M n^2 entries) overlap in the memory system instead of waiting one by one; the
+    entry of the agent PREFETCH_DISTANCE ahead is prefetched (its row and column are known).
     """
+    n = P_table.shape[2]
     for i in range(lo, hi):
+        ahead = i + PREFETCH_DISTANCE
+        if ahead < hi:
+            column = min(int(uniforms[ahead, j, 0] * n), n - 1)
+            if sampling == MARKOV:
+                _prefetch(P_table, chain[ahead], state[ahead], column)
+            else:
+                _prefetch(mu_table, chain[ahead], 0, column)
         c = chain[i]
         if sampling == MARKOV:
             s0[i] = state[i]
-            s1[i] = alias_draw(P_table, c, state[i], uniforms[j, i, 0])
+            s1[i] = alias_draw(P_table, c, state[i], uniforms[i, j, 0])
             state[i] = s1[i]
         else:
-            s0[i] = alias_draw(mu_table, c, 0, uniforms[j, i, 0])
-            s1[i] = alias_draw(P_table, c, s0[i], uniforms[j, i, 1])
+            s0[i] = alias_draw(mu_table, c, 0, uniforms[i, j, 0])
+            s1[i] = alias_draw(P_table, c, s0[i], uniforms[i, j, 1])
 
 
 @_jit
@@ -277,7 +317,7 @@ def _agent_block(lo, hi, j, alpha, rep, heads, dense, BT, C, stamp, w, eta, stat
         s0, s1 = cur[i], nxt[i]
         reward = rewards[i, s0]
         if sigma > 0.0:
-            reward += sigma * normals[j, i]
+            reward += sigma * normals[i, j]
         if not dense:
             _row(C, stamp, j, Phi, BT, s0)
             _row(C, stamp, j, Phi, BT, s1)
@@ -442,7 +482,7 @@ def _shared_copies_seed(BT, BL, w, eta, state, Phi, rewards, P_table, mu_table, 
             s0, s1 = cur[i], nxt[i]
             reward = rewards[i, s0]
             if sigma > 0.0:
-                reward += sigma * normals[j, i]
+                reward += sigma * normals[i, j]
             for k in range(rank):
                 c0[k] = _dot(Phi[s0], BL[i, k])
                 c1[k] = _dot(Phi[s1], BL[i, k])
@@ -523,7 +563,7 @@ def _theta_seed(theta, eta, state, Phi, rewards, P_table, mu_table, chain, sampl
             s0, s1 = cur[i], nxt[i]
             reward = rewards[i, s0]
             if sigma > 0.0:
-                reward += sigma * normals[j, i]
+                reward += sigma * normals[i, j]
             delta = reward - eta[i]
             for a in range(dim):
                 delta += (Phi[s1, a] - Phi[s0, a]) * theta[i, a]
@@ -555,8 +595,8 @@ def shared_chunk(B, B_local, w, eta, state, diverged, Phi, rewards, P_table, mu_
 
     ``B`` (seeds, dim, rank) and, when period > 1, the agents' copies ``B_local`` (seeds, N,
     dim, rank; empty when period = 1) are updated in place. ``diverged[s]`` < 0 marks a live
-    seed and receives the divergence step. ``uniforms`` is (seeds, steps, N, draws per step),
-    ``normals`` (seeds, steps, N) or empty without reward noise.
+    seed and receives the divergence step. ``uniforms`` is (seeds, N, steps, draws per step),
+    ``normals`` (seeds, N, steps) or (seeds, N, 0) without reward noise.
     """
     for s in prange(B.shape[0]):
         if diverged[s] >= 0:
@@ -589,17 +629,17 @@ def theta_chunk(theta, eta, state, diverged, Phi, rewards, P_table, mu_table, ch
         if diverged[s] >= 0:
             continue
         diverged[s] = _theta_seed(
-            theta[s], eta[s], state[s], Phi, rewards, P_table, mu_table, chain, sampling, uniforms[s],
-            normals[s], sigma, alphas, t_start, total_steps, period, algorithm, rank, c_eta,
-            threshold, record_at, rec_offset, theta_star, J, rel_weight, records[s],
-            snapshots[s])
+            theta[s], eta[s], state[s], Phi, rewards, P_table, mu_table, chain, sampling,
+            uniforms[s], normals[s], sigma, alphas, t_start, total_steps, period, algorithm,
+            rank, c_eta, threshold, record_at, rec_offset, theta_star, J, rel_weight,
+            records[s], snapshots[s])
 
 
 @njit(cache=True)
 def shared_chunk_by_agents(B, w, eta, state, diverged, Phi, rewards, P_table, mu_table,
-                           chain, sampling, uniforms, normals, sigma, alphas, t_start, algorithm, tau,
-                           rebase, c_eta, c_B, threshold, record_at, rec_offset, theta_star, J,
-                           rel_weight, records, snapshots) -> None:
+                           chain, sampling, uniforms, normals, sigma, alphas, t_start,
+                           algorithm, tau, rebase, c_eta, c_B, threshold, record_at,
+                           rec_offset, theta_star, J, rel_weight, records, snapshots) -> None:
     """`shared_chunk` for period 1 with the agents' blocks in parallel, seeds one after another.
 
     For few seeds and many agents (N >= n_states, so the rows C are dense and the blocks share
@@ -610,7 +650,8 @@ def shared_chunk_by_agents(B, w, eta, state, diverged, Phi, rewards, P_table, mu
             continue
         BT = np.ascontiguousarray(B[s].T)
         diverged[s] = _shared_seed_parallel(
-            BT, w[s], eta[s], state[s], Phi, rewards, P_table, mu_table, chain, sampling, uniforms[s],
-            normals[s], sigma, alphas, t_start, algorithm, tau, rebase, c_eta, c_B, threshold,
-            record_at, rec_offset, theta_star, J, rel_weight, records[s], snapshots[s])
+            BT, w[s], eta[s], state[s], Phi, rewards, P_table, mu_table, chain, sampling,
+            uniforms[s], normals[s], sigma, alphas, t_start, algorithm, tau, rebase, c_eta, c_B,
+            threshold, record_at, rec_offset, theta_star, J, rel_weight, records[s],
+            snapshots[s])
         B[s] = BT.T

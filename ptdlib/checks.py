@@ -365,16 +365,30 @@ class CheckTable:
         """See :func:`format_table`."""
         return format_table(self.verdicts, digits, values=values)
 
-    def assert_all(self) -> None:
-        """Raise AssertionError naming every failed check with its measured and expected value."""
+    def assert_all(self, expected_failures: Mapping[str, str] | None = None) -> None:
+        """Raise AssertionError naming every failed check with its measured and expected value.
+
+        ``expected_failures`` maps a check's name to the documented reason it fails (a
+        pre-registered expectation the data contradict). Like pytest's strict xfail, such a
+        check still counts as FAILED everywhere it is reported (table, summary, index); it only
+        stops this call from raising, and this call raises if it unexpectedly passes or is not
+        in the table, so the documentation cannot go stale.
+        """
         if not self._entries:
             raise AssertionError("no checks were recorded")
-        failed = self.failed()
-        if failed:
-            lines = [f"{len(failed)} of {len(self)} checks failed:"]
-            lines += [f"  {v.name}: measured {measured_text(v)}, expected {expected_text(v)}"
-                      f"{f' ({v.detail})' if v.detail else ''} -- {v.claim}" for v in failed]
-            raise AssertionError("\n".join(lines))
+        known = dict(expected_failures or {})
+        names = {v.name for v in self.verdicts}
+        problems = [f"  {name}: listed as an expected failure but not in the table"
+                    for name in known if name not in names]
+        problems += [f"  {v.name}: expected to fail ({known[v.name]}) but now passes; update "
+                     "the notebook and remove it from expected_failures"
+                     for v in self.verdicts if v.ok and v.name in known]
+        failed = [v for v in self.failed() if v.name not in known]
+        problems += [f"  {v.name}: measured {measured_text(v)}, expected {expected_text(v)}"
+                     f"{f' ({v.detail})' if v.detail else ''} -- {v.claim}" for v in failed]
+        if problems:
+            raise AssertionError("\n".join([f"{len(problems)} of {len(self)} checks failed:",
+                                             *problems]))
 
 
 def format_value(value: Any, digits: int = 4) -> str:

@@ -4,7 +4,7 @@ Usage (exit 0 on success, 1 when a check fails or a notebook errors, 2 on bad in
 
     ptd run [NOTEBOOK ...] [--profile quick|paper] [-p NAME VALUE ...] [--out DIR]
     ptd report [--out DIR]
-    ptd sweep ...            # not available yet: exits 2
+    ptd sweep SPEC.yaml [--out DIR] [--scheduler ADDRESS] [--workers N]
 
 ``NOTEBOOK`` is a stem of ``notebooks/`` (``02_mixing``) or a path to an ``.ipynb``; none means
 all. Profile ``quick`` runs the notebook's own defaults, ``paper`` the values of
@@ -281,8 +281,20 @@ def command_report(args: argparse.Namespace, root: Path) -> int:
 
 
 def command_sweep(args: argparse.Namespace, root: Path) -> int:
-    """``ptd sweep``: planned for a later issue; say so rather than pretend."""
-    raise BadInput("`ptd sweep` is not available yet (parameter sweeps come in a later issue)")
+    """``ptd sweep``: run a spec's missing cells (`ptdlib.sweep`); exit 1 if a cell failed."""
+    from ptdlib import sweep  # deferred: dask is a slow import that only `ptd sweep` needs
+
+    out = (args.out or root / "sweeps" / "results" / args.spec.stem).resolve()
+    try:
+        spec = sweep.load_spec(args.spec)
+        print(f"{args.spec}: {sweep.spec_cells_summary(spec)}; results in {out}")
+        result = sweep.run_sweep(spec, out, scheduler=args.scheduler, workers=args.workers)
+    except ValueError as exc:
+        raise BadInput(str(exc)) from exc
+    print(f"{result.n_ran} cells run, {result.n_skipped} already done; table: {result.table}")
+    for failure in result.failures:
+        print(f"cell failed: {failure}", file=sys.stderr)
+    return EXIT_FAILED if result.failures else EXIT_OK
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -303,8 +315,14 @@ def build_parser() -> argparse.ArgumentParser:
     report = commands.add_parser("report", parents=[common], help="rebuild reports/index.html")
     report.add_argument("--out", type=Path, default=None, help="reports folder")
     report.set_defaults(handler=command_report)
-    sweep = commands.add_parser("sweep", parents=[common], help="(not available yet)")
-    sweep.add_argument("rest", nargs=argparse.REMAINDER)
+    sweep = commands.add_parser("sweep", parents=[common], help="run a parameter sweep")
+    sweep.add_argument("spec", type=Path, metavar="SPEC.yaml", help="sweep spec (ptdlib.sweep)")
+    sweep.add_argument("--out", type=Path, default=None,
+                       help="results folder (default sweeps/results/<spec stem>)")
+    sweep.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                       help="existing Dask scheduler (default: a local cluster)")
+    sweep.add_argument("--workers", type=int, default=None, metavar="N",
+                       help="local workers (default one per core)")
     sweep.set_defaults(handler=command_sweep)
     return parser
 

@@ -32,37 +32,49 @@ Knobs
   matrices (Dirichlet(1, ..., 1) rows). h = 0 gives identical kernels, h = 1 independent ones.
 - laziness l in [0, 1): P_i <- l I + (1 - l) P_i. Each non-unit eigenvalue lambda becomes
   l + (1 - l) lambda, so mixing slows as l -> 1 while mu_i (hence J_i and theta_i*) is unchanged.
+- head_spread s in [0, 1]: heads = a common head + s times an individual one. With
+  z_i = g_i / ||g_i|| the drawn unit heads and e_1 the first unit vector of R^r,
+  w_i* = HEAD_NORM (sqrt(1 - s^2) e_1 + s z_i): the common part carries the energy 1 - s^2 and
+  the individual part s^2, so E||w_i*||^2 = HEAD_NORM^2 for every s (E z_i = 0) and the spread
+  of the fixed points, (1/N) sum_i ||theta_i* - mean_j theta_j*||^2 = s^2 HEAD_NORM^2
+  (1/N) sum_i ||z_i - mean_j z_j||^2, grows like s^2 on common random numbers. s = 1 (the
+  default) gives the independent heads z_i (bit-identical to a call without the knob), s = 0
+  identical heads HEAD_NORM e_1 (lambda_w = 0 when r >= 2). No extra draw: B* is Haar, so the
+  common direction B* e_1 is already a uniformly random unit vector of R^d.
 - reward_noise sigma >= 0: std of the zero-mean noise the simulator adds to observed rewards.
 - misspecification m >= 0: each agent's fixed point is pushed off span(B*) by adding
   (I - P_i) Phi u_i to its rewards, u_i a uniformly random direction orthogonal to span(B*) with
-  ||u_i|| = m ||B* w_i*||. The perturbation has mu_i-mean zero (J_i is unchanged) and keeps the
-  bias in span(Phi), so linear TD stays exact per agent and only the low-rank structure breaks:
-  the fixed points are again known exactly, theta_i* = B* w_i* + u_i (the argument above with
-  B* w_i* + u_i in place of B* w_i*; the tests re-solve them with `td.td_fixed_point`, and
+  ||u_i|| = m HEAD_NORM (= m ||B* w_i*|| unless head_spread < 1). The perturbation has mu_i-mean
+  zero (J_i is unchanged) and keeps the bias in span(Phi), so linear TD stays exact per agent and
+  only the low-rank structure breaks: the fixed points are again known exactly,
+  theta_i* = B* w_i* + u_i (the argument above with B* w_i* + u_i in place of B* w_i*; the tests
+  re-solve them with `td.td_fixed_point`, and
   `Problem.from_arrays` solves them for arbitrary rewards), sigma_{r+1}/sigma_1 > 0, and B_star,
   heads_star are refitted as the best rank-r subspace of Theta* (top-r left singular vectors).
 
 Head diversity and identifiability
 ----------------------------------
-Planted heads are uniform on the sphere of radius ``HEAD_NORM``: w_i* = HEAD_NORM g_i / ||g_i||,
-g_i ~ N(0, I_r). Then trace(W*^T W*) / N = HEAD_NORM^2 exactly, so the head diversity
-lambda_w = sigma_min(W*)^2 / N never exceeds HEAD_NORM^2 / r, and E[W*^T W* / N] =
-(HEAD_NORM^2 / r) I_r gives lambda_w -> HEAD_NORM^2 / r as N grows (roughly
-(HEAD_NORM^2 / r)(1 - sqrt(r / N))^2 for moderate N, Marchenko-Pastur). With N < r the heads
-cannot span R^r, lambda_w = 0 and B* is not identifiable: the factories warn
-(`NotIdentifiableWarning`) and `Problem.require_identifiable` raises.
+Planted heads (head_spread = 1, the default) are uniform on the sphere of radius ``HEAD_NORM``:
+w_i* = HEAD_NORM g_i / ||g_i||, g_i ~ N(0, I_r). Then trace(W*^T W*) / N = HEAD_NORM^2 exactly, so
+the head diversity lambda_w = sigma_min(W*)^2 / N never exceeds HEAD_NORM^2 / r, and
+E[W*^T W* / N] = (HEAD_NORM^2 / r) I_r gives lambda_w -> HEAD_NORM^2 / r as N grows (roughly
+(HEAD_NORM^2 / r)(1 - sqrt(r / N))^2 for moderate N, Marchenko-Pastur). With head_spread < 1 the
+heads cluster around HEAD_NORM e_1 (their norms then vary, with mean square HEAD_NORM^2), so
+lambda_w shrinks (to 0 at head_spread = 0 when r >= 2). With N < r the heads cannot span R^r,
+lambda_w = 0 and B* is not identifiable: the factories warn (`NotIdentifiableWarning`) and
+`Problem.require_identifiable` raises.
 
 Randomness
 ----------
 `shared_subspace_problem` draws everything from ONE Generator in this fixed order: features,
 B*, heads W* (N x r), gains J (N,), P_base (n x n), Q (N x n x n), then, last, the
 misspecification directions (N x d) only when m > 0. The draws never depend on heterogeneity,
-laziness, reward_noise or m, so problems built from one seed with different knob values share
-Phi, B*, W*, J, P_base and Q_i (common random numbers across a sweep of a knob). Because array
-sizes depend on N, problems drawn with different N do NOT share their first agents; for common
-random numbers across N build one problem and take `Problem.subset`, or replicate a fixed pool
-with `Problem.from_pool` (agent i uses pool agent i mod M, so heterogeneity and head diversity do
-not change with N; DESIGN section 3).
+laziness, reward_noise, head_spread or m, so problems built from one seed with different knob
+values share Phi, B*, the drawn heads, J, P_base and Q_i (common random numbers across a sweep
+of a knob). Because array sizes depend on N, problems drawn with different N do NOT share their
+first agents; for common random numbers across N build one problem and take `Problem.subset`,
+or replicate a fixed pool with `Problem.from_pool` (agent i uses pool agent i mod M, so
+heterogeneity and head diversity do not change with N; DESIGN section 3).
 
 Textbook chains (`two_state_chain`, `lazy_cycle`, `lazy_hypercube`, `hypercube_hamming_lumped`,
 `random_dense_chain`) return the (n, n) transition matrix: the mixing notebook works with the
@@ -416,10 +428,17 @@ def _dirichlet_rows(shape: tuple[int, ...], gen: np.random.Generator) -> FloatAr
     return E
 
 
-def _planted_heads(n_agents: int, rank: int, gen: np.random.Generator) -> FloatArray:
-    """Heads uniform on the sphere of radius HEAD_NORM in R^rank, one row per agent."""
+def _planted_heads(n_agents: int, rank: int, gen: np.random.Generator,
+                   spread: float = 1.0) -> FloatArray:
+    """Heads HEAD_NORM (sqrt(1 - spread^2) e_1 + spread z_i), z_i uniform on the unit sphere.
+
+    spread = 1 (default): uniform on the sphere of radius HEAD_NORM (module docstring).
+    """
     W = gen.standard_normal((n_agents, rank))
     W *= HEAD_NORM / np.linalg.norm(W, axis=1, keepdims=True)
+    if spread < 1.0:  # skipped at spread = 1: the heads stay bit-identical to the plain draw
+        W *= spread
+        W[:, 0] += HEAD_NORM * np.sqrt(1.0 - spread**2)
     return W
 
 
@@ -453,7 +472,7 @@ def _orthogonal_directions(n_agents: int, B_star: FloatArray,
 def shared_subspace_problem(n_agents: int, n_states: int, dim: int, rank: int, *,
                             heterogeneity: float = 0.5, laziness: float = 0.0,
                             reward_noise: float = 0.0, misspecification: float = 0.0,
-                            rng: RngLike = None) -> Problem:
+                            head_spread: float = 1.0, rng: RngLike = None) -> Problem:
     """Planted problem: theta_i* = B* w_i* exactly, or pushed off span(B*) by misspecification.
 
     Parameters
@@ -469,6 +488,10 @@ def shared_subspace_problem(n_agents: int, n_states: int, dim: int, rank: int, *
     misspecification : float >= 0
         m: relative size ||theta_i* - B* w_i*|| / ||B* w_i*|| of the push off span(B*); needs
         rank < dim when positive.
+    head_spread : float in [0, 1]
+        s: heads w_i* = HEAD_NORM (sqrt(1 - s^2) e_1 + s z_i), z_i uniform unit vectors
+        (module docstring); 1 (default) gives the independent heads, 0 identical ones. With
+        s < 1 the misspecification push has norm m HEAD_NORM, the root-mean-square head norm.
     rng : int, SeedSequence, Generator or None
         One Generator feeds every draw, in the order of the module docstring.
 
@@ -480,7 +503,7 @@ def shared_subspace_problem(n_agents: int, n_states: int, dim: int, rank: int, *
 
     Notes
     -----
-    r_i = J_i 1 + (I - P_i) Phi (B* w_i* + u_i), u_i perp span(B*), ||u_i|| = m ||w_i*||.
+    r_i = J_i 1 + (I - P_i) Phi (B* w_i* + u_i), u_i perp span(B*), ||u_i|| = m HEAD_NORM.
 
     References
     ----------
@@ -495,6 +518,7 @@ def shared_subspace_problem(n_agents: int, n_states: int, dim: int, rank: int, *
     laziness = check_in_range(laziness, "laziness", 0.0, 1.0, high_open=True)
     reward_noise = check_in_range(reward_noise, "reward_noise", 0.0, np.inf, high_open=True)
     m = check_in_range(misspecification, "misspecification", 0.0, np.inf, high_open=True)
+    head_spread = check_in_range(head_spread, "head_spread", 0.0, 1.0)
     if m > 0 and rank == dim:
         raise ValueError("misspecification > 0 needs rank < dim (a direction orthogonal to "
                          f"span(B*)); got misspecification={m}, rank = dim = {dim}")
@@ -503,7 +527,7 @@ def shared_subspace_problem(n_agents: int, n_states: int, dim: int, rank: int, *
     gen = np.random.default_rng(rng)
     features = random_features(n_states, dim, gen)
     B_star = subspace.haar_orthonormal(dim, rank, gen)
-    heads = _planted_heads(n_agents, rank, gen)
+    heads = _planted_heads(n_agents, rank, gen, head_spread)
     J = gen.uniform(0.0, 1.0, size=n_agents)
     P = _planted_kernels(n_agents, n_states, heterogeneity, laziness, gen)
 

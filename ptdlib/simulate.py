@@ -34,16 +34,24 @@ by the alias rule of `markov.sample_next_states`. Reward noise (only if ``proble
 > 0) comes from a separate stream, the child ``SeedSequence(s, spawn_key=(i, 0))``, one standard
 normal per iteration. The random initial basis (Haar) comes from the seed's root stream
 ``default_rng(s)``, never from an agent's. Chunking of the bulk draws therefore never changes
-the results. Heads, gains and full parameters start at 0.
+the results, and a seed's run does not depend on the other seeds run with it. Same seed, same
+machine: bit-identical traces (the kernels let the compiler fuse multiply-adds, so another CPU
+may differ in the last bits). Heads, gains and full parameters start at 0.
 
 Divergence. After every iteration each seed's updated heads, gains and parameters must be
 finite with absolute entries <= ``divergence_threshold`` (default 1e6 times the problem scale
 max(1, max |r_i(s)|, max ||theta_i*||, reward_noise)); a seed that fails stops there and
 ``Trace.diverged[s]`` holds the number of iterations completed when it failed (else -1).
 
-Speed. Markov/iid runs use the numba kernels of `ptdlib._kernels` (seeds in parallel, O(rank)
-per agent-iteration for personalized with K = 1); uniforms and normals are drawn per chunk of
-iterations (at most ``DRAW_BUDGET`` numbers per buffer) so memory does not grow with steps.
+Speed and memory. Markov/iid runs use the numba kernels of `ptdlib._kernels`: O(rank) per
+agent-iteration for personalized with K = 1 (O(dim rank) with K > 1 and for the full-parameter
+baselines), seeds in parallel, or blocks of agents in parallel when there are fewer seeds than
+threads and at least ``AGENT_PARALLEL_MIN`` agents (the results are the same either way). Alias
+tables are built once per distinct chain (agents of `Problem.from_pool` share them). Uniforms
+and normals are drawn per chunk of iterations (at most ``DRAW_BUDGET`` numbers per buffer) and
+only the records are kept, so memory does not grow with ``steps``. The first call compiles the
+kernels (cached on disk by numba afterwards). The mean-path mode composes the numpy functions
+of `ptdlib.steps` directly, seed by seed.
 """
 
 from __future__ import annotations
@@ -161,24 +169,36 @@ class Trace:
         limit = np.where(self.diverged >= 0, self.diverged, np.iinfo(np.int64).max)
         return self.record_steps[None, :] < limit[:, None]
 
-    def to_frame(self) -> pd.DataFrame:
-        """Long table, one row per (seed, record) before divergence, one column per metric.
+    def to_frame(self, long: bool = False) -> pd.DataFrame:
+        """The records before divergence as a table (post-divergence records are dropped).
 
-        Columns: algorithm, seed, step, the metrics present (see `METRICS`), and diverged
-        (bool: the seed diverged at some point of the run).
+        Parameters
+        ----------
+        long : bool, optional
+            False (default): one row per (seed, record) with a column per metric present (see
+            `METRICS`). True: one row per (seed, record, metric) with columns metric, value.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Columns algorithm, seed, step, diverged (bool: the seed diverged during the run),
+            then the metrics (wide) or metric and value (long).
         """
         seed_idx, rec_idx = np.nonzero(self.valid)
         columns: dict[str, Any] = {
             "algorithm": self.algorithm,
             "seed": self.seeds[seed_idx],
             "step": self.record_steps[rec_idx],
+            "diverged": self.diverged[seed_idx] >= 0,
         }
-        for name in METRICS:
-            values = getattr(self, name)
-            if values is not None:
-                columns[name] = values[seed_idx, rec_idx]
-        columns["diverged"] = self.diverged[seed_idx] >= 0
-        return pd.DataFrame(columns)
+        metrics = [name for name in METRICS if getattr(self, name) is not None]
+        for name in metrics:
+            columns[name] = getattr(self, name)[seed_idx, rec_idx]
+        frame = pd.DataFrame(columns)
+        if long:
+            frame = frame.melt(id_vars=["algorithm", "seed", "step", "diverged"],
+                               value_vars=metrics, var_name="metric", value_name="value")
+        return frame
 
 
 @dataclasses.dataclass(frozen=True)
@@ -326,14 +346,15 @@ class _State:
     distances: FloatArray  # (2, S, R): spectral, Frobenius
 
 
-def _agent_streams(seed: int, n_agents: int) -> tuple[list[np.random.Generator],
-                                                      list[np.random.Generator]]:
-    """Agent i's transition stream SeedSequence(seed).spawn(N)[i] and noise stream (i, 0)."""
-    children = np.random.SeedSequence(seed).spawn(n_agents)
-    transitions = [np.random.default_rng(child) for child in children]
-    noise = [np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(i, 0)))
-             for i in range(n_agents)]
-    return transitions, noise
+def _agent_streams(seed: int, n_agents: int,
+                   noise: bool) -> tuple[list[np.random.Generator], list[np.random.Generator]]:
+    """Agent i's state stream SeedSequence(seed).spawn(N)[i] and, if needed, its noise stream
+    SeedSequence(seed, spawn_key=(i, 0))."""
+    transitions = [np.random.default_rng(child)
+                   for child in np.random.SeedSequence(seed).spawn(n_agents)]
+    rewards = [np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(i, 0)))
+               for i in range(n_agents)] if noise else []
+    return transitions, rewards
 
 
 def _mu_tables(mu: FloatArray) -> markov.AliasTables:
@@ -358,17 +379,34 @@ def _packed(prob: FloatArray, alias: IntArray) -> FloatArray:
 
 
 def _transition_table(P: FloatArray) -> FloatArray:
-    """Packed alias tables (N, n, n, 2) of every agent, built in blocks to bound peak memory."""
-    N, n, _ = P.shape
-    table = np.empty((N, n, n, 2))
+    """Packed alias tables (M, n, n, 2) of M chains, built in blocks to bound peak memory."""
+    M, n, _ = P.shape
+    table = np.empty((M, n, n, 2))
     block = max(1, DRAW_BUDGET // (n * n))
-    for start in range(0, N, block):
+    for start in range(0, M, block):
         tables = markov.alias_tables(P[start:start + block])
         table[start:start + block] = _packed(tables.prob, tables.alias)
     return table
 
 
-def _kernel_arrays(problem: Any, cfg: _Config) -> types.SimpleNamespace:
+def _distinct_chains(P: FloatArray) -> tuple[IntArray, IntArray]:
+    """(first agent of each distinct P_i, each agent's chain number) so that agents copied from a
+    pool share one alias table; falls back to one chain per agent if fingerprints collide."""
+    N = P.shape[0]
+    flat = P.reshape(N, -1)
+    weights = 1.0 + np.arange(flat.shape[1]) / flat.shape[1]  # any fixed generic weights
+    _, first, chain = np.unique(flat @ weights, return_index=True, return_inverse=True)
+    if first.size == N:  # all distinct: keep the agents' order and avoid copying P
+        return np.arange(N), np.arange(N)
+    block = max(1, DRAW_BUDGET // flat.shape[1])
+    for start in range(0, N, block):
+        stop = min(N, start + block)
+        if not np.array_equal(flat[start:stop], flat[first[chain[start:stop]]]):
+            return np.arange(N), np.arange(N)
+    return first, chain.astype(np.int64)
+
+
+def _kernel_arrays(problem: Any) -> types.SimpleNamespace:
     """Writable contiguous copies of the problem's arrays, in the kernels' dtypes."""
     theta_star = np.array(problem.theta_star, dtype=np.float64)
     norms = np.sum(theta_star**2, axis=1)
@@ -459,38 +497,42 @@ def _record_positions(record_steps: IntArray, t: int, length: int) -> tuple[IntA
     return record_at, int(inside[0]) if inside.size else 0, int(inside.size)
 
 
-def _fill_draws(streams: list, live: np.ndarray, length: int, staging: FloatArray,
-                out: FloatArray, normal: bool) -> None:
-    """One chunk of draws: each agent's Generator fills its own contiguous block of ``staging``
-    (N, steps, ...), then ``out`` (S, steps, N, ...) receives it time-major for the kernel."""
+def _fill_draws(streams: list, live: np.ndarray, length: int, out: FloatArray,
+                normal: bool) -> None:
+    """One chunk of draws: each agent's Generator fills its own contiguous block of ``out``."""
     for s in np.flatnonzero(live):
         for i, generator in enumerate(streams[s]):
             if normal:
-                generator.standard_normal(out=staging[i, :length])
+                generator.standard_normal(out=out[s, i, :length])
             else:
-                generator.random(out=staging[i, :length])
-        out[s, :length] = np.swapaxes(staging[:, :length], 0, 1)
+                generator.random(out=out[s, i, :length])
+
+
+def _sampling_tables(problem: Any) -> types.SimpleNamespace:
+    """Packed alias tables of the distinct chains (P and mu) and each agent's chain number."""
+    P, n = np.asarray(problem.P), problem.n_states
+    first, chain = _distinct_chains(P)
+    mu_tables = _mu_tables(np.asarray(problem.mu)[first])
+    return types.SimpleNamespace(
+        P=_transition_table(P[first] if first.size < P.shape[0] else P), chain=chain,
+        mu=_packed(mu_tables.prob, mu_tables.alias).reshape(-1, 1, n, 2)[:first.size].copy(),
+        mu_tables=mu_tables)
 
 
 def _run_sampled(problem: Any, cfg: _Config, st: _State, arr: types.SimpleNamespace) -> None:
     """Markov or i.i.d. sampling: bulk draws per chunk, then a compiled kernel consumes them."""
     S, N, n, d = len(cfg.seeds), problem.n_agents, problem.n_states, problem.dim
     per_step = 1 if cfg.sampling == "markov" else 2
-    P_table = _transition_table(np.asarray(problem.P))
-    mu_tables = _mu_tables(np.asarray(problem.mu))
-    mu_table = _packed(mu_tables.prob, mu_tables.alias).reshape(-1, 1, n, 2)[:N].copy()
-    streams = [_agent_streams(seed, N) for seed in cfg.seeds]
+    noisy = arr.sigma > 0
+    tables = _sampling_tables(problem)
+    streams = [_agent_streams(seed, N, noisy) for seed in cfg.seeds]
     if cfg.sampling == "markov":  # s_0 ~ mu_i from the first uniform of the agent's stream
         u0 = np.array([[g.random() for g in transitions] for transitions, _ in streams])
-        agents = np.arange(N)
-        st.states[:] = markov.sample_next_states(mu_tables, agents // n, agents % n, u0)
+        st.states[:] = markov.sample_next_states(tables.mu_tables, tables.chain // n,
+                                                 tables.chain % n, u0)
     length_max = max(1, min(cfg.steps, DRAW_BUDGET // (S * N * per_step)))
-    staging = np.empty((N, length_max, per_step))
-    uniforms = np.empty((S, length_max, N, per_step))
-    noisy = arr.sigma > 0
-    normals = np.empty((S, length_max if noisy else 0, N))
-    staging_normal = np.empty((N, length_max if noisy else 0))
-    width = _snapshot_width(cfg, d)
+    uniforms = np.empty((S, N, length_max, per_step))
+    normals = np.empty((S, N, length_max if noisy else 0))
     # Fewer seeds than threads and many agents: parallel over blocks of agents, not seeds.
     by_agents = (cfg.shared and cfg.period == 1 and numba.get_num_threads() > S
                  and max(n, AGENT_PARALLEL_MIN) <= N)
@@ -498,27 +540,27 @@ def _run_sampled(problem: Any, cfg: _Config, st: _State, arr: types.SimpleNamesp
     for t in range(0, cfg.steps, length_max):
         length = min(length_max, cfg.steps - t)
         live = st.diverged < 0
-        _fill_draws([tr for tr, _ in streams], live, length, staging, uniforms, normal=False)
+        _fill_draws([tr for tr, _ in streams], live, length, uniforms, normal=False)
         if noisy:
-            _fill_draws([nz for _, nz in streams], live, length, staging_normal, normals,
-                        normal=True)
-        alphas = cfg.schedule.values(np.arange(t, t + length))
+            _fill_draws([nz for _, nz in streams], live, length, normals, normal=True)
         record_at, offset, count = _record_positions(cfg.record_steps, t, length)
-        snapshots = np.full((S, max(count, 1), d, width), np.nan)
-        common = (arr.Phi, arr.rewards, P_table, mu_table,
-                  0 if cfg.sampling == "markov" else 1, uniforms, normals, arr.sigma, alphas, t,
-                  cfg.steps, cfg.period, cfg.code)
+        snapshots = np.full((S, max(count, 1), d, _snapshot_width(cfg, d)), np.nan)
+        common = (arr.Phi, arr.rewards, tables.P, tables.mu, tables.chain,
+                  0 if cfg.sampling == "markov" else 1, uniforms, normals, arr.sigma,
+                  cfg.schedule.values(np.arange(t, t + length)), t)
         tail = (record_at, offset, arr.theta_star, arr.J, arr.rel_weight, st.records, snapshots)
         if by_agents:
-            kern.shared_chunk_by_agents(
-                st.B, st.w, st.eta, st.states, st.diverged, *common[:-3], cfg.code, cfg.tau,
-                cfg.rebase_heads, cfg.c_eta, cfg.c_B, cfg.threshold, *tail)
+            kern.shared_chunk_by_agents(st.B, st.w, st.eta, st.states, st.diverged, *common,
+                                        cfg.code, cfg.tau, cfg.rebase_heads, cfg.c_eta, cfg.c_B,
+                                        cfg.threshold, *tail)
         elif cfg.shared:
             kern.shared_chunk(st.B, st.B_local, st.w, st.eta, st.states, st.diverged, *common,
-                              cfg.tau, cfg.rebase_heads, cfg.c_eta, cfg.c_B, cfg.threshold, *tail)
+                              cfg.steps, cfg.period, cfg.code, cfg.tau, cfg.rebase_heads,
+                              cfg.c_eta, cfg.c_B, cfg.threshold, *tail)
         else:
-            kern.theta_chunk(st.theta, st.eta, st.states, st.diverged, *common, cfg.rank or 1,
-                             cfg.c_eta, cfg.threshold, *tail)
+            kern.theta_chunk(st.theta, st.eta, st.states, st.diverged, *common, cfg.steps,
+                             cfg.period, cfg.code, cfg.rank or 1, cfg.c_eta, cfg.threshold,
+                             *tail)
         if count:
             st.distances[:, :, offset:offset + count] = _subspace_distances(
                 snapshots[:, :count], cfg, problem.B_star)
@@ -527,10 +569,14 @@ def _run_sampled(problem: Any, cfg: _Config, st: _State, arr: types.SimpleNamesp
 
 
 def _progress_bar(cfg: _Config, total: int) -> Any:
-    from tqdm.auto import tqdm  # imported lazily: only runs that show a bar pay for it
+    """A tqdm bar when asked for (tqdm.auto: a widget in notebooks), else a silent one."""
+    if not cfg.progress:  # plain tqdm: tqdm.auto warns in notebooks without ipywidgets
+        from tqdm import tqdm
 
-    return tqdm(total=total, disable=not cfg.progress, unit="step",
-                desc=f"{cfg.algorithm} ({cfg.sampling})")
+        return tqdm(total=total, disable=True)
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, unit="step", desc=f"{cfg.algorithm} ({cfg.sampling})")
 
 
 def _within(threshold: float, *arrays: np.ndarray) -> bool:
@@ -715,7 +761,7 @@ def run(problem: Any, algorithm: str = "personalized", *, steps: int,
                "c_eta": c_eta, "c_B": c_B, "tau": tau,
                "divergence_threshold": divergence_threshold, "progress": progress}
     cfg = _configure(problem, algorithm, sampling, options)
-    arr = _kernel_arrays(problem, cfg)
+    arr = _kernel_arrays(problem)
     st = _initial_state(problem, cfg)
     for s in range(len(cfg.seeds)):
         _record_now(st, s, 0, cfg, arr, problem.B_star)

@@ -14,6 +14,13 @@ uncertainty:
   mean +- t_{(1+level)/2, n-1} s / sqrt(n);
 - a *floor against N* such as floor(N) = a / N + c is a least-squares fit on the seed-mean with
   bootstrap intervals for a and c.
+- a *late geometric rate* of one exact, decaying curve such as d(t) is
+  (d(t2) / d(t1))^(1 / (t2 - t1)) over the window where the curve has fallen below ``high`` but is
+  still above ``low`` (above round-off); no seeds, no interval.
+- a *paired comparison* of two methods run on the same seeds is the geometric mean of the
+  per-seed ratios with a Student-t interval on the log scale (common random numbers cancel);
+- an *excess* of one group of runs over another (e.g. Markov over i.i.d. floors) is the
+  difference of the seed means, its log-log slope bootstrapped by resampling both groups.
 
 Everything that resamples takes ``rng`` and is deterministic given it.
 """
@@ -28,6 +35,7 @@ from scipy import stats as scipy_stats
 
 from ptdlib._validation import (
     FloatArray,
+    IntArray,
     RngLike,
     as_float_array,
     check_in_range,
@@ -35,13 +43,26 @@ from ptdlib._validation import (
 )
 
 __all__ = [
+    "CrossingTime",
+    "DecayRate",
     "InverseLawFit",
     "MeanInterval",
+    "ProportionInterval",
     "SlopeFit",
+    "bootstrap_crossing_time",
+    "bootstrap_linear_slope",
     "bootstrap_loglog_slope",
+    "bootstrap_loglog_slope_of_excess",
+    "crossing_point",
+    "first_passage_times",
     "fit_inverse_plus_constant",
+    "fraction_increasing",
+    "geometric_decay_rate",
     "loglog_slope",
     "mean_t_interval",
+    "paired_ratio_interval",
+    "proportion_interval",
+    "tail_mean",
 ]
 
 
@@ -226,3 +247,465 @@ def fit_inverse_plus_constant(x: ArrayLike, y_by_seed: ArrayLike, rng: RngLike, 
     coefs = y_arr[picks].mean(axis=1) @ pinv.T  # (n_boot, 2)
     return InverseLawFit(float(a), float(c), _percentile_ci(coefs[:, 0], level),
                          _percentile_ci(coefs[:, 1], level), level, n_boot)
+
+
+@dataclass(frozen=True)
+class DecayRate:
+    """Late geometric rate of a curve over the window ``[t_start, t_end]`` (indices)."""
+
+    rate: float
+    t_start: int
+    t_end: int
+
+    @property
+    def n_steps(self) -> int:
+        """Length t_end - t_start of the window."""
+        return self.t_end - self.t_start
+
+
+def geometric_decay_rate(curve: ArrayLike, *, high: float = 1e-3,
+                         low: float = 1e-11) -> DecayRate:
+    """Late geometric decay rate of a curve y(0), y(1), ... over the window between two levels.
+
+    Parameters
+    ----------
+    curve : (n_points,)
+        Non-negative values indexed by t = 0..n_points-1, e.g. d(t) = max_s TV(P^t(s, .), mu).
+    high : float
+        The window starts at the first t with y(t) <= high (late: past the transient).
+    low : float
+        The window ends at the last t with y(t) >= low (above round-off), 0 < low < high.
+
+    Returns
+    -------
+    DecayRate
+        rate = (y(t_end) / y(t_start))^(1 / (t_end - t_start)).
+
+    Notes
+    -----
+    rate = (y(t2) / y(t1))^(1 / (t2 - t1)), t1 = min{t : y(t) <= high}, t2 = max{t : y(t) >= low}.
+    For y(t) = C rho^t (1 + o(1)) the rate tends to rho as the window moves right and widens.
+    """
+    y = as_float_array(curve, "curve", ndim=1)
+    low = check_in_range(low, "low", 0.0, np.inf, low_open=True, high_open=True)
+    high = check_in_range(high, "high", low, np.inf, low_open=True, high_open=True)
+    if np.any(y < 0):
+        raise ValueError(f"curve must be non-negative; got min {y.min():.3g}")
+    below_high = np.flatnonzero(y <= high)
+    above_low = np.flatnonzero(y >= low)
+    if below_high.size == 0 or above_low.size == 0 or above_low[-1] <= below_high[0]:
+        raise ValueError(f"curve has no window between high={high:g} and low={low:g} (needs "
+                         f"y(t1) <= high and y(t2) >= low with t2 > t1); got range "
+                         f"[{y.min():.3g}, {y.max():.3g}] over {y.size} points: extend the curve "
+                         f"or move the levels")
+    t1, t2 = int(below_high[0]), int(above_low[-1])
+    return DecayRate(float((y[t2] / y[t1]) ** (1 / (t2 - t1))), t1, t2)
+
+
+def bootstrap_linear_slope(x: ArrayLike, y_by_seed: ArrayLike, rng: RngLike, *,
+                           n_boot: int = 2000, level: float = 0.95) -> SlopeFit:
+    """Least-squares slope of the seed-mean curve on linear axes, with a bootstrap CI over seeds.
+
+    Parameters
+    ----------
+    x : (n_points,)
+        Positions (e.g. heterogeneity levels), at least two distinct.
+    y_by_seed : (n_seeds, n_points)
+        Measurements, one row per seed; n_seeds >= 2.
+    rng : int, SeedSequence, Generator or None
+        Randomness of the resampling.
+    n_boot : int
+        Number of bootstrap replicates.
+    level : float in (0, 1)
+        Confidence level of the percentile interval.
+
+    Returns
+    -------
+    SlopeFit
+        The same record as the log-log fit, here for ``y = intercept + slope x``.
+
+    Notes
+    -----
+    Replicate b: seeds S_b drawn with replacement; slope_b = OLS slope of mean_{S_b} y on x.
+    """
+    x_arr, y_arr = _curves(x, y_by_seed, positive=False)
+    if np.ptp(x_arr) == 0:
+        raise ValueError(f"x must have two distinct values; got {x_arr.tolist()}")
+    n_boot = check_positive_int(n_boot, "n_boot", minimum=10)
+    level = check_in_range(level, "level", 0.0, 1.0, low_open=True, high_open=True)
+    u_c = x_arr - x_arr.mean()
+    mean = y_arr.mean(axis=0)
+    slope = float(u_c @ mean / (u_c @ u_c))
+    gen = np.random.default_rng(rng)
+    picks = gen.integers(0, y_arr.shape[0], size=(n_boot, y_arr.shape[0]))
+    slopes = y_arr[picks].mean(axis=1) @ u_c / (u_c @ u_c)
+    low, high = _percentile_ci(slopes, level)
+    return SlopeFit(slope, float(mean.mean() - slope * x_arr.mean()), low, high, level, n_boot)
+
+
+def first_passage_times(t: ArrayLike, y_by_seed: ArrayLike, threshold: float) -> FloatArray:
+    """First time each seed's curve falls to ``threshold`` or below (NaN where it never does).
+
+    Parameters
+    ----------
+    t : (n_points,)
+        Increasing times of the records (e.g. ``Trace.record_steps``).
+    y_by_seed : (n_seeds, n_points)
+        One curve per seed, e.g. dist(B_t, B*)^2; NaN entries (records after a divergence)
+        never count as below.
+    threshold : float
+        The level to reach, finite.
+
+    Returns
+    -------
+    (n_seeds,) float
+        tau_s = t_k for the first record k with y_s(t_k) <= threshold, NaN if there is none.
+
+    Notes
+    -----
+    tau_s = min{t_k : y_s(t_k) <= threshold}; the answer is only as fine as the records.
+    """
+    t_arr = as_float_array(t, "t", ndim=1)
+    try:
+        raw = np.asarray(y_by_seed, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"y_by_seed must be a numeric array; got {type(y_by_seed).__name__}") \
+            from exc
+    # NaN marks records after a divergence: allowed (NaN <= threshold is False); inf is not.
+    y_arr = as_float_array(np.where(np.isnan(raw), 0.0, raw), "y_by_seed", ndim=2)
+    y_arr[np.isnan(raw)] = np.nan
+    if y_arr.shape[1] != t_arr.shape[0] or t_arr.shape[0] < 1 or np.any(np.diff(t_arr) <= 0):
+        raise ValueError(f"t must be increasing and y_by_seed (n_seeds, len(t)); got t "
+                         f"{t_arr.shape}, y_by_seed {y_arr.shape}")
+    threshold = check_in_range(threshold, "threshold", -np.inf, np.inf, low_open=True,
+                               high_open=True)
+    below = y_arr <= threshold
+    first = np.argmax(below, axis=1)
+    return np.where(below.any(axis=1), t_arr[first], np.nan)
+
+
+def fraction_increasing(y_by_seed: ArrayLike, *, floor: float = 0.0) -> float:
+    """Fraction of consecutive records at which a curve goes up, over all seeds.
+
+    Parameters
+    ----------
+    y_by_seed : (n_seeds, n_points)
+        Curves (e.g. dist(B_t, B*) at every iteration); NaN records are skipped.
+    floor : float, optional
+        Steps where either value is <= floor are not counted (e.g. round-off level).
+
+    Returns
+    -------
+    float
+        #{(s, k) : y[s, k+1] > y[s, k]} / #{counted steps}; NaN if no step is counted.
+
+    Notes
+    -----
+    A curve that contracts at every step has fraction 0.
+    """
+    try:
+        y = np.asarray(y_by_seed, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"y_by_seed must be a numeric array; got {type(y_by_seed).__name__}") \
+            from exc
+    if y.ndim != 2 or y.shape[1] < 2:
+        raise ValueError(f"y_by_seed must be (n_seeds, n_points) with n_points >= 2; got shape "
+                         f"{y.shape}")
+    before, after = y[:, :-1], y[:, 1:]
+    with np.errstate(invalid="ignore"):
+        counted = np.isfinite(before) & np.isfinite(after) & (before > floor) & (after > floor)
+        up = counted & (after > before)
+    return float(up.sum() / counted.sum()) if counted.any() else float("nan")
+
+
+@dataclass(frozen=True)
+class ProportionInterval:
+    """A proportion k / n with its Wilson score interval (arrays for several proportions)."""
+
+    p: float | FloatArray
+    low: float | FloatArray
+    high: float | FloatArray
+    n: int | IntArray
+    level: float
+
+
+def proportion_interval(successes: ArrayLike, trials: ArrayLike, *,
+                        level: float = 0.95) -> ProportionInterval:
+    """Proportion with a Wilson score interval (e.g. the fraction of seeds that diverged).
+
+    Parameters
+    ----------
+    successes : int or array_like of int
+        Counts k, 0 <= k <= n.
+    trials : int or array_like of int
+        Counts n >= 1 (broadcast against ``successes``).
+    level : float in (0, 1)
+        Confidence level.
+
+    Notes
+    -----
+    (p + z^2/(2n) +- z sqrt(p (1 - p)/n + z^2/(4 n^2))) / (1 + z^2/n), p = k/n,
+    z = Phi^-1((1 + level)/2). Unlike the Wald interval it stays inside [0, 1] and is not
+    degenerate at k = 0 or k = n.
+
+    References
+    ----------
+    Wilson, E. B. (1927). Probable inference, the law of succession, and statistical inference.
+    JASA 22(158); Brown, Cai & DasGupta (2001). Interval estimation for a binomial proportion.
+    Statist. Sci. 16(2).
+    """
+    k, n = np.broadcast_arrays(np.asarray(successes), np.asarray(trials))
+    if not (np.issubdtype(k.dtype, np.integer) and np.issubdtype(n.dtype, np.integer)) \
+            or np.any(n < 1) or np.any(k < 0) or np.any(k > n):
+        raise ValueError(f"successes and trials must be integers with 0 <= successes <= trials "
+                         f"and trials >= 1; got {successes!r}, {trials!r}")
+    level = check_in_range(level, "level", 0.0, 1.0, low_open=True, high_open=True)
+    z = float(scipy_stats.norm.ppf((1 + level) / 2))
+    p = k / n
+    center = (p + z**2 / (2 * n)) / (1 + z**2 / n)
+    half = z * np.sqrt(p * (1 - p) / n + z**2 / (4 * n**2)) / (1 + z**2 / n)
+    low, high = np.clip(center - half, 0.0, 1.0), np.clip(center + half, 0.0, 1.0)
+    if p.ndim == 0:
+        return ProportionInterval(float(p), float(low), float(high), int(n), level)
+    return ProportionInterval(p, low, high, n, level)
+
+
+def crossing_point(x: ArrayLike, y: ArrayLike, level: float, *, log_x: bool = True) -> float:
+    """Where an increasing-in-x curve first reaches ``level``, interpolated between records.
+
+    Parameters
+    ----------
+    x : (n_points,)
+        Increasing positions (positive if ``log_x``).
+    y : (n_points,)
+        Values (e.g. the fraction of diverged seeds at each step size).
+    level : float
+        The level (e.g. 0.5).
+    log_x : bool, optional
+        Interpolate linearly in log x (default) or in x.
+
+    Returns
+    -------
+    float
+        x[0] if y[0] >= level; NaN if y never reaches level; else the interpolated point
+        between the last record below and the first at or above.
+
+    Notes
+    -----
+    k = min{k : y_k >= level}; u = u_{k-1} + (level - y_{k-1}) (u_k - u_{k-1}) / (y_k - y_{k-1}),
+    u = log x (or x).
+    """
+    x_arr = as_float_array(x, "x", ndim=1)
+    y_arr = as_float_array(y, "y", ndim=1)
+    if y_arr.shape != x_arr.shape or x_arr.size < 1 or np.any(np.diff(x_arr) <= 0) \
+            or (log_x and np.any(x_arr <= 0)):
+        raise ValueError(f"x must be increasing (and positive for log_x) with y of the same "
+                         f"length; got x {x_arr.shape}, y {y_arr.shape}")
+    reached = np.flatnonzero(y_arr >= level)
+    if reached.size == 0:
+        return float("nan")
+    k = int(reached[0])
+    if k == 0:
+        return float(x_arr[0])
+    u = np.log(x_arr) if log_x else x_arr
+    value = u[k - 1] + (level - y_arr[k - 1]) * (u[k] - u[k - 1]) / (y_arr[k] - y_arr[k - 1])
+    return float(np.exp(value) if log_x else value)
+
+
+def tail_mean(x: ArrayLike, y_by_seed: ArrayLike, start: float) -> FloatArray:
+    """Per-seed mean of a recorded curve over its tail x >= start (a constant-step floor).
+
+    Parameters
+    ----------
+    x : (n_points,)
+        Record positions (e.g. ``Trace.record_steps``).
+    y_by_seed : (n_seeds, n_points)
+        One curve per seed; NaN (records after a divergence) propagates to that seed's mean.
+    start : float
+        First position of the tail; at least one x must be >= start.
+
+    Returns
+    -------
+    (n_seeds,) ndarray
+
+    Notes
+    -----
+    floor_k = mean_{j : x_j >= start} y_k(x_j).
+    """
+    x_arr = as_float_array(x, "x", ndim=1)
+    y_arr = np.asarray(y_by_seed, dtype=np.float64)
+    if y_arr.ndim != 2 or y_arr.shape[1] != x_arr.shape[0]:
+        raise ValueError(f"y_by_seed must be (n_seeds, len(x)); got x {x_arr.shape}, y_by_seed "
+                         f"{y_arr.shape}")
+    tail = x_arr >= start
+    if not np.any(tail):
+        raise ValueError(f"start must be <= max(x) = {x_arr.max():g} (an empty tail); got {start}")
+    return y_arr[:, tail].mean(axis=1)
+
+
+def paired_ratio_interval(numerator: ArrayLike, denominator: ArrayLike, *,
+                          level: float = 0.95) -> MeanInterval:
+    """Geometric-mean ratio of paired positive samples with a Student-t interval on the log scale.
+
+    Parameters
+    ----------
+    numerator, denominator : (n_seeds,)
+        Positive values paired by seed (the same random numbers, e.g. two algorithms run on the
+        same sample paths); at least 2 seeds.
+    level : float in (0, 1)
+        Confidence level.
+
+    Returns
+    -------
+    MeanInterval
+        ``mean``, ``low``, ``high`` on the ratio scale (exp of the log-scale values), ``sem`` of
+        the log ratio.
+
+    Notes
+    -----
+    ratio = exp(mean_k log(a_k / b_k)), interval exp(mean +- t_{(1+level)/2, n-1} s / sqrt(n)).
+    """
+    a = as_float_array(numerator, "numerator", ndim=1)
+    b = as_float_array(denominator, "denominator", ndim=1)
+    if a.shape != b.shape or np.any(a <= 0) or np.any(b <= 0):
+        raise ValueError(f"numerator and denominator must be positive and paired (equal shapes); "
+                         f"got {a.shape} and {b.shape}, min {a.min():.3g} and {b.min():.3g}")
+    log_ratio = mean_t_interval(np.log(a / b), level=level)
+    return MeanInterval(float(np.exp(log_ratio.mean)), float(np.exp(log_ratio.low)),
+                        float(np.exp(log_ratio.high)), log_ratio.sem, log_ratio.n, level)
+
+
+def bootstrap_loglog_slope_of_excess(x: ArrayLike, y_by_seed: ArrayLike,
+                                     baseline_by_seed: ArrayLike, rng: RngLike, *,
+                                     n_boot: int = 2000, level: float = 0.95) -> SlopeFit:
+    """Log-log slope of the excess mean(y) - mean(baseline) against x, with a bootstrap CI.
+
+    Parameters
+    ----------
+    x : (n_points,)
+        Positive positions (e.g. mixing times).
+    y_by_seed, baseline_by_seed : (n_seeds, n_points) and (n_baseline_seeds, n_points)
+        Two independent groups of runs (e.g. Markov and i.i.d. sampling), each >= 2 seeds.
+    rng : int, SeedSequence, Generator or None
+        Randomness of the resampling.
+    n_boot : int
+        Number of bootstrap replicates.
+    level : float in (0, 1)
+        Confidence level of the percentile interval.
+
+    Returns
+    -------
+    SlopeFit
+        NaN slope (and CI) when the excess of the seed means is not positive at every x: the
+        log-log slope is then undefined. Replicates whose excess is not positive everywhere are
+        left out of the interval; the interval is NaN if more than 1 - level of them are.
+
+    Notes
+    -----
+    Replicate b: seeds of each group drawn with replacement, independently;
+    slope_b = OLS slope of log(mean_{S_b} y - mean_{S'_b} baseline) on log x.
+    """
+    x_arr, y_arr = _curves(x, y_by_seed, positive=False)
+    _, base = _curves(x_arr, baseline_by_seed, positive=False)
+    if np.any(x_arr <= 0) or np.ptp(x_arr) == 0:
+        raise ValueError(f"x must be positive with two distinct values; got {x_arr.tolist()}")
+    n_boot = check_positive_int(n_boot, "n_boot", minimum=10)
+    level = check_in_range(level, "level", 0.0, 1.0, low_open=True, high_open=True)
+    excess = y_arr.mean(axis=0) - base.mean(axis=0)
+    if np.any(excess <= 0):
+        return SlopeFit(np.nan, np.nan, np.nan, np.nan, level, n_boot)
+    slope, intercept = loglog_slope(x_arr, excess)
+    gen = np.random.default_rng(rng)
+    picks_y = gen.integers(0, y_arr.shape[0], size=(n_boot, y_arr.shape[0]))
+    picks_base = gen.integers(0, base.shape[0], size=(n_boot, base.shape[0]))
+    replicates = y_arr[picks_y].mean(axis=1) - base[picks_base].mean(axis=1)
+    defined = np.all(replicates > 0, axis=1)
+    if defined.mean() < level:
+        return SlopeFit(slope, intercept, np.nan, np.nan, level, n_boot)
+    u_c = np.log(x_arr) - np.log(x_arr).mean()
+    slopes = np.log(replicates[defined]) @ u_c / (u_c @ u_c)
+    low, high = _percentile_ci(slopes, level)
+    return SlopeFit(slope, intercept, low, high, level, n_boot)
+
+
+@dataclass(frozen=True)
+class CrossingTime:
+    """First time a seed-mean curve falls to a level, with a bootstrap CI over seeds."""
+
+    time: float
+    ci_low: float
+    ci_high: float
+    level: float
+    n_boot: int
+
+    @property
+    def ci(self) -> tuple[float, float]:
+        """The confidence interval as ``(low, high)`` (high is inf when replicates never cross)."""
+        return (self.ci_low, self.ci_high)
+
+
+def _first_crossing(log_t: FloatArray, log_y: FloatArray, log_level: float) -> FloatArray:
+    """Per row of log_y (n_rows, n_points): log-log interpolated first t with y <= level."""
+    below = log_y <= log_level
+    k = np.argmax(below, axis=1)
+    prev = np.maximum(k - 1, 0)
+    rows = np.arange(log_y.shape[0])
+    y0, y1 = log_y[rows, prev], log_y[rows, k]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        frac = np.where(k > 0, (y0 - log_level) / (y0 - y1), 0.0)
+    times = np.exp(log_t[prev] + frac * (log_t[k] - log_t[prev]))
+    return np.where(below.any(axis=1), times, np.nan)
+
+
+def bootstrap_crossing_time(t: ArrayLike, y_by_seed: ArrayLike, threshold: float, rng: RngLike,
+                            *, n_boot: int = 2000, level: float = 0.95) -> CrossingTime:
+    """First time the seed-mean of decaying curves falls to ``threshold``, with a bootstrap CI.
+
+    Parameters
+    ----------
+    t : (n_points,)
+        Increasing, positive times of the records (drop a record at t = 0).
+    y_by_seed : (n_seeds, n_points)
+        Positive curves, one per seed (e.g. dist(B_t, B*)^2); n_seeds >= 2.
+    threshold : float
+        The level eps > 0.
+    rng : int, SeedSequence, Generator or None
+        Randomness of the resampling.
+    n_boot : int
+        Number of bootstrap replicates (whole seeds resampled with replacement).
+    level : float in (0, 1)
+        Confidence level of the percentile interval.
+
+    Returns
+    -------
+    CrossingTime
+        time = t_eps of the seed mean (NaN if it never falls to eps); the CI bounds are
+        percentiles of the replicates, a replicate that never crosses counting as +inf.
+
+    Notes
+    -----
+    k = min{k : ybar_k <= eps}; log t_eps = log t_{k-1} + (log ybar_{k-1} - log eps)
+    (log t_k - log t_{k-1}) / (log ybar_{k-1} - log ybar_k) (exact for a power law between
+    records); t_eps = t_0 when ybar_0 <= eps.
+    """
+    t_arr, y_arr = _curves(t, y_by_seed, positive=True)
+    if np.any(np.diff(t_arr) <= 0):
+        raise ValueError(f"t must be increasing; got {t_arr.tolist()[:5]}...")
+    threshold = check_in_range(threshold, "threshold", 0.0, np.inf, low_open=True,
+                               high_open=True)
+    n_boot = check_positive_int(n_boot, "n_boot", minimum=10)
+    level = check_in_range(level, "level", 0.0, 1.0, low_open=True, high_open=True)
+    n_seeds = y_arr.shape[0]
+    gen = np.random.default_rng(rng)
+    picks = gen.integers(0, n_seeds, size=(n_boot, n_seeds))
+    # Resampling weights instead of fancy indexing: (n_boot, n_seeds) @ (n_seeds, n_points)
+    # keeps the memory at n_boot x n_points.
+    weights = np.zeros((n_boot, n_seeds))
+    np.add.at(weights, (np.repeat(np.arange(n_boot), n_seeds), picks.ravel()), 1.0 / n_seeds)
+    means = np.vstack([y_arr.mean(axis=0), weights @ y_arr])
+    times = _first_crossing(np.log(t_arr), np.log(means), float(np.log(threshold)))
+    replicates = np.where(np.isnan(times[1:]), np.inf, times[1:])
+    with np.errstate(invalid="ignore"):  # interpolating between two infinite replicates
+        bounds = np.quantile(replicates, [(1 - level) / 2, (1 + level) / 2])
+    low, high = np.where(np.isnan(bounds), np.inf, bounds)
+    return CrossingTime(float(times[0]), float(low), float(high), level, n_boot)

@@ -751,3 +751,453 @@ def lazy_cycle_mixing_constant(eps: float = 0.25) -> float:
     s = scipy.optimize.brentq(lambda s: _wrapped_normal_tv(s) - eps, 1e-4, s_high, xtol=1e-15,
                               rtol=1e-13)
     return 2 * s
+
+
+class MixingWindow(NamedTuple):
+    """Constants of a cutoff window: t_mix(eps) lies in [center + low k, center + high k]."""
+
+    low: float
+    high: float
+
+
+def lazy_hypercube_mixing_window(eps: float = 0.25) -> MixingWindow:
+    """Window constants of the lazy walk on {0, 1}^k, valid for every k >= 1.
+
+    Parameters
+    ----------
+    eps : float, optional
+        Level in (0, 1); default 1/4.
+
+    Returns
+    -------
+    MixingWindow
+        (low, high) with (1/2) k ln k + low k <= t_mix(eps) <= ceil((1/2) k ln k + high k);
+        at eps = 1/4, low = -1.6835 and high = 0.7500.
+
+    Notes
+    -----
+    Lower: the Hamming weight W from 0...0 has mean k/2 - (k/2)(1 - 1/k)^t and variance <= k/4
+    (its bits are negatively correlated); Chebyshev at the midpoint of the two means gives
+    d(t) >= 1 - 8 / (k (1 - 1/k)^(2t)) >= 1 - 8 e^(1 - 2 alpha) for t <= (1/2) k ln k - alpha k,
+    alpha >= 0, so low = -(1 + ln(8 / (1 - eps))) / 2. Upper: the l2 bound over the characters,
+    4 d(t)^2 <= sum_{j >= 1} C(k, j) (1 - j/k)^(2t) <= exp(k e^(-2t/k)) - 1, is <= 4 eps^2 once
+    t >= (1/2) k ln k + high k with high = -(1/2) ln ln(1 + 4 eps^2).
+
+    References
+    ----------
+    Levin, Peres & Wilmer (2017), Ch. 7 (the Hamming weight as distinguishing statistic, lower
+    bound for the hypercube), Ch. 12 (the l2 bound and the hypercube spectrum), Thm. 18.3 (cutoff).
+    """
+    eps = _real(eps, "eps", 0.0, 1.0)
+    low = -(1 + np.log(8 / (1 - eps))) / 2
+    high = -0.5 * np.log(np.log1p(4 * eps**2))
+    return MixingWindow(float(low), float(high))
+
+
+def lazy_hypercube_limit_constant(eps: float = 0.25) -> float:
+    """c(eps) = lim_k (t_mix(eps) - (1/2) k ln k) / k for the lazy walk on {0, 1}^k (~0.4505).
+
+    Parameters
+    ----------
+    eps : float, optional
+        Level in (0, 1); default 1/4.
+
+    Returns
+    -------
+    float
+
+    Notes
+    -----
+    A lazy step refreshes a uniform coordinate, so from 0...0 the weight is Binomial(R_t, 1/2)
+    with k - R_t ~ k e^(-t/k) unrefreshed coordinates. At t = (1/2) k ln k + c k its mean is
+    e^(-c) standard deviations (sqrt(k)/2) below k/2, and by the CLT
+    d(t) -> TV(N(e^(-c), 1), N(0, 1)) = 2 Phi(e^(-c) / 2) - 1; hence
+    c(eps) = -ln(2 Phi^-1((1 + eps) / 2)).
+
+    References
+    ----------
+    Diaconis, P., Graham, R. L. & Morrison, J. A. (1990), Asymptotic analysis of a random walk
+    on a hypercube with many dimensions, Random Structures & Algorithms 1(1) (the limit profile);
+    Levin, Peres & Wilmer (2017), Ch. 18 (cutoff of the lazy hypercube at (1/2) k ln k).
+    """
+    eps = _real(eps, "eps", 0.0, 1.0)
+    return float(-np.log(2 * scipy.special.ndtri((1 + eps) / 2)))
+
+
+# --------------------------------------------------------------------------- indirect contraction
+
+def _basis(B: ArrayLike, name: str) -> FloatArray:
+    B = _finite(B, name)
+    if B.ndim != 2 or B.shape[1] == 0 or B.shape[1] > B.shape[0]:
+        raise ValueError(f"{name} must be (d, r) with 1 <= r <= d; got shape {B.shape}")
+    gram_error = float(np.max(np.abs(B.T @ B - np.eye(B.shape[1]))))
+    if gram_error > _ORTHONORMAL_ATOL:
+        raise ValueError(f"{name} must have orthonormal columns (max |B^T B - I| <= "
+                         f"{_ORTHONORMAL_ATOL:g}); got {gram_error:.3g}")
+    return B
+
+
+def shared_parameter_error(B: ArrayLike, W: ArrayLike, theta_star: ArrayLike) -> float:
+    """(1/N) sum_i ||B w_i - theta_i*||^2, the parameter error of a shared-basis state.
+
+    Parameters
+    ----------
+    B : (d, r) array_like
+        Orthonormal basis.
+    W : (N, r) array_like
+        Heads, row i is w_i.
+    theta_star : (N, d) array_like
+        Targets theta_i*.
+
+    Returns
+    -------
+    float
+
+    Notes
+    -----
+    (1/N) sum_i ||B w_i - theta_i*||^2 = (1/N) ||B W^T - Theta*||_F^2.
+
+    References
+    ----------
+    ptd DESIGN Sec. 3 ("principal angle" row), the left side of the indirect contraction.
+    """
+    B = _basis(B, "B")
+    W, theta_star = _finite(W, "W"), _finite(theta_star, "theta_star")
+    if W.ndim != 2 or theta_star.ndim != 2 or W.shape != (theta_star.shape[0], B.shape[1]) \
+            or theta_star.shape[1] != B.shape[0]:
+        raise ValueError(f"W must be (N, r) and theta_star (N, d) to match B {B.shape}; got "
+                         f"W {W.shape}, theta_star {theta_star.shape}")
+    return float(np.mean(np.sum((W @ B.T - theta_star) ** 2, axis=1)))
+
+
+def subspace_error_lower_bound(subspace_distance: ArrayLike,
+                               W_star: ArrayLike) -> float | FloatArray:
+    """(sigma_r(W*)^2 / N) dist(B, B*)^2: the least parameter error a basis at that distance pays.
+
+    Parameters
+    ----------
+    subspace_distance : float or array_like
+        dist(B, B*) = ||(I - B* B*^T) B||_2 (or the Frobenius version, which gives the stronger
+        bound), any shape, values in [0, sqrt(r)].
+    W_star : (N, r) array_like
+        Planted heads.
+
+    Returns
+    -------
+    float or ndarray
+        lambda_w dist^2, elementwise.
+
+    Notes
+    -----
+    For orthonormal B, any heads W and theta_i* = B* w_i*:
+    (1/N) sum_i ||B w_i - theta_i*||^2 >= (1/N) ||(I - B B^T) B* W*^T||_F^2
+    >= (sigma_r(W*)^2 / N) ||(I - B B^T) B*||_F^2 >= lambda_w dist(B, B*)^2
+    (project out span(B), then ||X W*^T||_F^2 >= sigma_r(W*)^2 ||X||_F^2). It needs neither
+    optimal heads nor anything of the dynamics. It also holds when theta_i* is off span(B*) if
+    B* spans the top-r left singular vectors of Theta* = [theta_1* ... theta_N*] (the residual
+    is orthogonal to W*, so no cross term), with sigma_r(Theta*) in place of sigma_r(W*); for
+    another B* it can fail (see `top_subspace_lower_bound`).
+
+    References
+    ----------
+    Collins et al. (2021), the representation-error step of FedRep's analysis (client
+    diversity turns head error into principal-angle error); Tripuraneni, Jin & Jordan (2021).
+    """
+    dist = _finite(subspace_distance, "subspace_distance")
+    if np.any(dist < 0):
+        raise ValueError(f"subspace_distance must be >= 0; got min {float(np.min(dist)):.3g}")
+    return _scalar_or_array(head_diversity(W_star) * dist**2)
+
+
+def top_subspace_lower_bound(B: ArrayLike, theta_star: ArrayLike) -> float:
+    """(sigma_r(Theta*)^2 / N) dist(B, U_r)^2 with U_r the top-r left singular vectors of Theta*.
+
+    Parameters
+    ----------
+    B : (d, r) array_like
+        Orthonormal basis; r = B.shape[1].
+    theta_star : (N, d) array_like
+        Targets theta_i* (any, not necessarily of rank r).
+
+    Returns
+    -------
+    float
+        A lower bound on (1/N) sum_i ||B w_i - theta_i*||^2 valid for every W: the corrected
+        statement of the indirect contraction when B* is not the best rank-r subspace.
+
+    Notes
+    -----
+    (1/N) sum_i ||B w_i - theta_i*||^2 >= (1/N) ||(I - B B^T) Theta*||_F^2
+    >= (sigma_r(Theta*)^2 / N) ||(I - B B^T) U_r||_2^2 (Theta* = U_r S_r V_r^T + E, E V_r = 0).
+
+    References
+    ----------
+    Eckart & Young (1936); Wedin (1972), Perturbation bounds in connection with singular value
+    decomposition, BIT 12 (the same split of Theta* into its top-r part and the rest).
+    """
+    B = _basis(B, "B")
+    theta_star = _finite(theta_star, "theta_star")
+    if theta_star.ndim != 2 or theta_star.shape[1] != B.shape[0]:
+        raise ValueError(f"theta_star must be (N, d) with d = {B.shape[0]}; got shape "
+                         f"{theta_star.shape}")
+    r = B.shape[1]
+    U, s, _ = np.linalg.svd(theta_star.T, full_matrices=True)
+    sigma_r = s[r - 1] if s.size >= r else 0.0
+    dist = np.linalg.norm(U[:, :r] - B @ (B.T @ U[:, :r]), ord=2)
+    return float(sigma_r**2 / theta_star.shape[0] * dist**2)
+
+
+def indirect_contraction_condition(parameter_error: ArrayLike, subspace_distance: ArrayLike,
+                                   W_star: ArrayLike, rtol: float = 1e-9) -> Condition:
+    """Condition (1/N) sum_i ||B w_i - theta_i*||^2 >= lambda_w dist(B, B*)^2 at every record.
+
+    Parameters
+    ----------
+    parameter_error, subspace_distance : array_like of equal shape
+        The two records along trajectories (e.g. Trace.parameter_error and
+        Trace.subspace_distance, NaN records after a divergence are ignored).
+    W_star : (N, r) array_like
+        Planted heads.
+    rtol : float, optional
+        Round-off allowance: a record passes if lhs >= rhs (1 - rtol).
+
+    Returns
+    -------
+    Condition
+        lhs, rhs of the worst record (smallest lhs / rhs); holds iff every record passes.
+
+    References
+    ----------
+    See :func:`subspace_error_lower_bound`.
+    """
+    lhs = np.asarray(parameter_error, dtype=np.float64)
+    dist = np.asarray(subspace_distance, dtype=np.float64)
+    if lhs.shape != dist.shape or lhs.size == 0:
+        raise ValueError(f"parameter_error and subspace_distance must be non-empty with equal "
+                         f"shapes; got {lhs.shape} and {dist.shape}")
+    keep = np.isfinite(lhs) & np.isfinite(dist)
+    if not np.any(keep):
+        raise ValueError("parameter_error and subspace_distance have no finite record")
+    lhs, rhs = lhs[keep], np.asarray(subspace_error_lower_bound(dist[keep], W_star))
+    slack = lhs - rhs * (1 - rtol)
+    worst = int(np.argmin(np.where(rhs > 0, lhs / np.where(rhs > 0, rhs, 1.0), np.inf)))
+    worst = worst if np.any(rhs > 0) else int(np.argmin(slack))
+    return Condition("indirect contraction",
+                     "(1/N) sum_i ||B w_i - theta_i*||^2 >= sigma_r(W*)^2 / N dist(B, B*)^2",
+                     float(lhs[worst]), float(rhs[worst]), bool(np.all(slack >= 0)))
+
+
+# --------------------------------------------------------------------------- heterogeneity
+
+def federated_td_fixed_point(A: ArrayLike, b: ArrayLike) -> FloatArray:
+    """theta_bar solving sum_i (A_i theta + b_i) = 0: where federated TD (fedtd) converges.
+
+    Parameters
+    ----------
+    A : (N, d, d) array_like
+        The agents' TD matrices (each negative definite, so their sum is too).
+    b : (N, d) array_like
+        The agents' TD vectors.
+
+    Returns
+    -------
+    (d,) ndarray
+
+    Notes
+    -----
+    theta_bar = -(sum_i A_i)^{-1} sum_i b_i; with b_i = -A_i theta_i* it is the A-weighted mean
+    of the theta_i*, the plain mean when every A_i is the same.
+
+    References
+    ----------
+    Doan, Maguluri & Romberg (2019), Finite-time analysis of distributed TD(0) with linear
+    function approximation for multi-agent reinforcement learning, ICML; Wang, Mitra, Hassani,
+    Pappas & Anderson (2023), Federated temporal difference learning with linear function
+    approximation under environmental heterogeneity, TMLR (the averaged system's fixed point).
+    """
+    A = _square_stack(A)
+    b = _finite(b, "b")
+    if A.ndim != 3 or b.shape != A.shape[:2]:
+        raise ValueError(f"A must be (N, d, d) and b (N, d) with the same N and d; got A "
+                         f"{A.shape}, b {b.shape}")
+    return np.linalg.solve(A.sum(axis=0), -b.sum(axis=0))
+
+
+def federated_td_bias(A: ArrayLike, b: ArrayLike, theta_star: ArrayLike) -> float:
+    """(1/N) sum_i ||theta_bar - theta_i*||^2: the error federated TD keeps at its fixed point.
+
+    Parameters
+    ----------
+    A : (N, d, d) array_like
+        The agents' TD matrices.
+    b : (N, d) array_like
+        The agents' TD vectors.
+    theta_star : (N, d) array_like
+        The agents' own fixed points.
+
+    Returns
+    -------
+    float
+        0 iff every theta_i* equals theta_bar (e.g. identical agents); the mean-path floor of
+        fedtd's parameter error, to which a constant step adds a variance of order alpha.
+
+    Notes
+    -----
+    bias = (1/N) sum_i ||theta_bar - theta_i*||^2, theta_bar = `federated_td_fixed_point`(A, b).
+
+    References
+    ----------
+    See :func:`federated_td_fixed_point`.
+    """
+    theta_bar = federated_td_fixed_point(A, b)
+    theta_star = _finite(theta_star, "theta_star")
+    if theta_star.shape != np.shape(b):
+        raise ValueError(f"theta_star must have the shape (N, d) = {np.shape(b)} of b; got "
+                         f"{theta_star.shape}")
+    return float(np.mean(np.sum((theta_star - theta_bar) ** 2, axis=1)))
+
+
+# --------------------------------------------------------------------------- Markov vs i.i.d.
+
+class StationaryMean(NamedTuple):
+    """Stationary means of constant-step TD iterates: theta (.., d) and the gain eta (..)."""
+
+    theta: FloatArray
+    eta: float | FloatArray
+
+
+def _stationary_distribution(P: FloatArray) -> FloatArray:
+    """mu with mu^T P = mu^T, sum mu = 1 (least squares on the stacked system; P ergodic)."""
+    n = P.shape[0]
+    system = np.vstack([P.T - np.eye(n), np.ones((1, n))])
+    rhs = np.zeros(n + 1)
+    rhs[-1] = 1.0
+    return np.linalg.lstsq(system, rhs, rcond=None)[0]
+
+
+def _conditional_mean_system(P: FloatArray, r: FloatArray, Phi: FloatArray, alpha: float,
+                             beta: float) -> StationaryMean:
+    """Solve x = M x + c for x = (m(s) = E[theta_t 1{s_t = s}], e(s) = E[eta_t 1{s_t = s}])."""
+    n, d = Phi.shape
+    mu = _stationary_distribution(P)
+    jump = Phi[None, :, :] - Phi[:, None, :]  # jump[s, s'] = phi(s') - phi(s)
+    # theta block: T[s', a, s, b] = P(s, s') (delta_ab + alpha phi_a(s) (phi(s') - phi(s))_b)
+    block = np.eye(d)[None, None] + alpha * Phi[:, None, :, None] * jump[:, :, None, :]
+    T = np.einsum("sq,sqab->qasb", P, block).reshape(n * d, n * d)
+    M = np.zeros((n * (d + 1), n * (d + 1)))
+    M[:n * d, :n * d] = T
+    # -alpha phi(s) e(s) enters m(s'); (1 - beta) e(s) enters e(s')
+    M[:n * d, n * d:] = -alpha * np.einsum("sq,sa->qas", P, Phi).reshape(n * d, n)
+    M[n * d:, n * d:] = (1.0 - beta) * P.T
+    c = np.concatenate([alpha * np.einsum("sq,s,sa->qa", P, r * mu, Phi).ravel(),
+                        beta * P.T @ (r * mu)])
+    x = np.linalg.solve(np.eye(n * (d + 1)) - M, c)
+    return StationaryMean(x[:n * d].reshape(n, d).sum(axis=0), float(x[n * d:].sum()))
+
+
+def markov_td_stationary_mean(P: ArrayLike, rewards: ArrayLike, Phi: ArrayLike, alpha: float,
+                              gain_step: float) -> StationaryMean:
+    """Exact stationary mean of constant-step average-reward TD under Markovian sampling.
+
+    Parameters
+    ----------
+    P : (n, n) or (N, n, n) array_like
+        Ergodic transition matrices; a stack gives one answer per agent.
+    rewards : (n,) or (N, n) array_like
+        Expected rewards r(s) (zero-mean reward noise does not change the means).
+    Phi : (n, d) array_like
+        Features (for a fixed basis B, pass Phi B: the head recursion is TD on those features).
+    alpha : float > 0
+        Constant step of theta.
+    gain_step : float in (0, 1]
+        beta = c_eta alpha, the step of the gain eta.
+
+    Returns
+    -------
+    StationaryMean
+        E[theta_t] (d,) or (N, d) and E[eta_t] (= J) as t -> infinity, for the recursion
+        delta = r(s_t) - eta_t + (phi(s_{t+1}) - phi(s_t))^T theta_t,
+        theta_{t+1} = theta_t + alpha delta phi(s_t), eta_{t+1} = eta_t + beta (r(s_t) - eta_t)
+        along one trajectory. Under i.i.d. sampling (s_t ~ mu afresh) the mean is theta*
+        exactly; theta_mean - theta* is the bias Markovian sampling adds.
+
+    Notes
+    -----
+    m(s') = sum_s P(s, s') [(I + alpha phi(s)(phi(s') - phi(s))^T) m(s) - alpha phi(s) e(s)
+    + alpha r(s) mu(s) phi(s)], e(s') = sum_s P(s, s') [(1 - beta) e(s) + beta r(s) mu(s)]
+    for m(s) = E[theta_t 1{s_t = s}], e(s) = E[eta_t 1{s_t = s}] (the update is linear in
+    (theta_t, eta_t) with coefficients that depend on (s_t, s_{t+1}) only, and s_{t+1} depends
+    on the past only through s_t); E[theta] = sum_s m(s). A linear system of size n (d + 1);
+    it has a unique solution when the conditional-mean recursion is stable (small alpha).
+
+    References
+    ----------
+    The conditional-mean (Markov jump linear system) recursion of Costa, Fragoso & Marques
+    (2005), Discrete-Time Markov Jump Linear Systems, Springer, Ch. 3; the alpha tau_mix bias
+    it makes exact: Srikant & Ying (2019); Bhandari, Russo & Singal (2018).
+    """
+    P = _square_stack(P, "P")
+    r = _finite(rewards, "rewards")
+    Phi = _finite(Phi, "Phi")
+    if Phi.ndim != 2 or r.shape != P.shape[:-1] or Phi.shape[0] != P.shape[-1]:
+        raise ValueError(f"P must be (n, n) or (N, n, n), rewards (n,) or (N, n) and Phi (n, d) "
+                         f"with the same n; got P {P.shape}, rewards {r.shape}, Phi {Phi.shape}")
+    alpha = _real(alpha, "alpha", 0.0, np.inf)
+    beta = _real(gain_step, "gain_step", 0.0, 1.0, high_open=False)
+    if P.ndim == 2:
+        return _conditional_mean_system(P, r, Phi, alpha, beta)
+    means = [_conditional_mean_system(P_i, r_i, Phi, alpha, beta) for P_i, r_i in zip(P, r,
+                                                                                       strict=True)]
+    return StationaryMean(np.array([m.theta for m in means]), np.array([m.eta for m in means]))
+
+
+# --------------------------------------------------------------------------- diminishing steps
+
+def inverse_time_error_exponent(alpha0: float, kappa: float) -> float:
+    """Exponent p of the rate E||x_T - x*||^2 = O(T^-p) under steps alpha_t = alpha0 / (t + t0).
+
+    Parameters
+    ----------
+    alpha0 : float
+        alpha_0 > 0 of the schedule alpha_t = alpha_0 / (t + t_0).
+    kappa : float
+        Decay rate > 0 of the mean path's squared error per unit of step size near the fixed
+        point, ||x_t - x*||^2 ~ exp(-kappa sum_{s < t} alpha_s) (kappa = 2 lambda for the slowest
+        mode x <- (1 - alpha lambda) x).
+
+    Returns
+    -------
+    float
+        p = min(1, alpha0 kappa): 1 (the variance term, the rate behind a 1/(N T) speedup) once
+        alpha0 kappa > 1; otherwise the initial condition fades too slowly and dominates
+        (log T / T exactly at alpha0 kappa = 1, where this returns 1).
+
+    Notes
+    -----
+    For x_{t+1} = (1 - alpha_t lambda) x_t + alpha_t xi_t with noise of variance sigma^2:
+    E x_T^2 ~ alpha0^2 sigma^2 / ((2 alpha0 lambda - 1) T) + O((t0 / T)^(2 alpha0 lambda)).
+
+    References
+    ----------
+    Chung, K. L. (1954). On a stochastic approximation method. Ann. Math. Statist. 25(3).
+    Moulines, E. & Bach, F. (2011). Non-asymptotic analysis of stochastic approximation
+    algorithms for machine learning. NeurIPS (steps C / n need C mu > 1/2 for the O(1/n) rate).
+    Kushner, H. J. & Yin, G. G. (2003). Stochastic Approximation and Recursive Algorithms and
+    Applications, 2nd ed. Springer, Ch. 10.
+    """
+    alpha0 = _real(alpha0, "alpha0", 0.0, np.inf)
+    kappa = _real(kappa, "kappa", 0.0, np.inf)
+    return float(min(1.0, alpha0 * kappa))
+
+
+def inverse_time_rate_condition(alpha0: float, kappa: float) -> Condition:
+    """Condition alpha0 kappa > 1: steps alpha0 / (t + t0) give the O(1/T) rate.
+
+    References
+    ----------
+    See :func:`inverse_time_error_exponent`.
+    """
+    alpha0 = _real(alpha0, "alpha0", 0.0, np.inf)
+    kappa = _real(kappa, "kappa", 0.0, np.inf)
+    return Condition("inverse-time rate", "alpha0 kappa > 1 (2 alpha0 lambda > 1)",
+                     alpha0 * kappa, 1.0, alpha0 * kappa > 1)

@@ -111,7 +111,7 @@ def test_the_index_marks_the_failed_notebook(project: Outcome) -> None:
     (["run", "good", "-p", "alpha", "fast"], "'alpha' expects float; got 'fast' (str)"),
     (["run", "good", "-p", "alpha", "true"], "'alpha' expects float; got True (bool)"),
     (["run", "-p", "output_dir", "x"], "'output_dir' is set by the runner"),
-    (["sweep", "spec.yaml"], "not available yet"),
+    (["sweep", "spec.yaml"], "cannot read spec.yaml"),
 ])
 def test_bad_input_exits_2_with_one_line(project: Outcome, args: list[str], message: str) -> None:
     before = _tree(project.root / "reports")
@@ -275,7 +275,7 @@ def test_report_rebuilds_the_index_from_the_console_script(copy: Path) -> None:
     assert "not passed: bad" in result.stdout and (copy / "reports" / "index.html").exists()
     module = subprocess.run([sys.executable, "-m", "ptdlib.cli", "sweep", "x.yaml"],
                             capture_output=True, text=True, timeout=120, check=False)
-    assert module.returncode == 2 and "not available yet" in module.stderr
+    assert module.returncode == 2 and "cannot read x.yaml" in module.stderr
 
 
 def test_git_commit_outside_a_repository_is_unknown(tmp_path: Path) -> None:

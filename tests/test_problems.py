@@ -515,3 +515,55 @@ def test_textbook_chain_bad_input(factory, arg: int, match: str) -> None:
 def test_random_dense_chain_bad_input() -> None:
     with pytest.raises(ValueError, match="n"):
         random_dense_chain(0, 1)
+
+
+# --------------------------------------------------------------------------- head spread
+
+def test_head_spread_one_is_the_default_draw_bit_for_bit() -> None:
+    default = shared_subspace_problem(6, 8, 4, 3, heterogeneity=0.3, misspecification=0.2, rng=3)
+    explicit = shared_subspace_problem(6, 8, 4, 3, heterogeneity=0.3, misspecification=0.2,
+                                       head_spread=1.0, rng=3)
+    for field in dataclasses.fields(Problem):
+        np.testing.assert_array_equal(getattr(default, field.name),
+                                      getattr(explicit, field.name))
+
+
+def test_head_spread_zero_gives_identical_heads_on_e1() -> None:
+    problem = shared_subspace_problem(5, 8, 4, 3, head_spread=0.0, rng=4)
+    np.testing.assert_allclose(problem.heads_star,
+                               np.tile([HEAD_NORM, 0.0, 0.0], (5, 1)), rtol=0, atol=1e-15)
+    # Identical heads in R^3 span one direction only: lambda_w = 0 (B* not identifiable).
+    assert problem.head_diversity < EXACT
+    with pytest.raises(ValueError, match="not identifiable"):
+        problem.require_identifiable()
+
+
+@pytest.mark.parametrize("spread", [0.1, 0.5, 0.9])
+def test_head_spread_adds_a_common_head(spread: float) -> None:
+    free = shared_subspace_problem(7, 8, 4, 2, heterogeneity=0.4, rng=5)
+    mixed = shared_subspace_problem(7, 8, 4, 2, heterogeneity=0.4, head_spread=spread, rng=5)
+    # Known answer (module docstring): HEAD_NORM (sqrt(1 - s^2) e_1 + s z_i), z_i the free heads.
+    expected = spread * free.heads_star + HEAD_NORM * np.array([np.sqrt(1 - spread**2), 0.0])
+    np.testing.assert_allclose(mixed.heads_star, expected, rtol=0, atol=1e-14)
+    # No extra draw: everything else is shared with the free problem (common random numbers).
+    for name in ("features", "B_star", "average_reward", "P", "mu"):
+        np.testing.assert_array_equal(getattr(mixed, name), getattr(free, name))
+    _assert_well_posed(mixed)
+
+
+def test_head_spread_scales_the_dispersion_of_the_fixed_points() -> None:
+    # theta_i* - mean_j theta_j* = s (B* z_i - mean_j B* z_j): the dispersion is s^2 times that of
+    # the free heads, on common random numbers.
+    def dispersion(theta: np.ndarray) -> float:
+        return float(np.mean(np.sum((theta - theta.mean(axis=0))**2, axis=1)))
+
+    free = dispersion(shared_subspace_problem(9, 8, 4, 3, rng=6).theta_star)
+    for s in (0.0, 0.3, 0.7):
+        theta = shared_subspace_problem(9, 8, 4, 3, head_spread=s, rng=6).theta_star
+        assert abs(dispersion(theta) - s**2 * free) < EXACT
+
+
+@pytest.mark.parametrize("spread", [-0.1, 1.5, np.nan])
+def test_head_spread_bad_input(spread: float) -> None:
+    with pytest.raises(ValueError, match="head_spread"):
+        shared_subspace_problem(3, 5, 2, 1, head_spread=spread, rng=0)

@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import pytest
+from scipy import stats as scipy_stats
 
 from ptdlib import stats
 
@@ -121,3 +122,280 @@ def test_inverse_law_fit_known_answer() -> None:
 def test_inverse_law_fit_rejects_non_positive_x() -> None:
     with pytest.raises(ValueError, match="positive"):
         stats.fit_inverse_plus_constant([0.0, 1.0], np.ones((2, 2)), rng=0)
+
+
+def test_geometric_decay_rate_of_an_exact_geometric_curve() -> None:
+    t = np.arange(80)
+    fit = stats.geometric_decay_rate(0.7 * 0.6**t, high=1e-3, low=1e-11)
+    # the window: first t with 0.7 * 0.6^t <= 1e-3 is 13, last with >= 1e-11 is 48
+    assert (fit.t_start, fit.t_end, fit.n_steps) == (13, 48, 35)
+    assert fit.rate == pytest.approx(0.6, rel=1e-12)
+
+
+def test_geometric_decay_rate_ignores_the_transient_and_the_round_off_floor() -> None:
+    t = np.arange(120)
+    # a fast transient mode, then rate 0.8, then a round-off floor at 1e-16
+    curve = np.maximum(0.5 * 0.8**t + 0.5 * 0.3**t, 1e-16)
+    fit = stats.geometric_decay_rate(curve, high=1e-3, low=1e-11)
+    assert curve[fit.t_start] <= 1e-3 < curve[fit.t_start - 1]
+    assert curve[fit.t_end] >= 1e-11 > curve[fit.t_end + 1]
+    assert fit.rate == pytest.approx(0.8, rel=1e-9)
+
+
+@pytest.mark.parametrize(("curve", "kwargs", "match"), [
+    (0.5**np.arange(10), {}, "no window"),
+    (np.full(5, 0.5), {}, "no window"),
+    (np.array([1.0, -0.1, 0.0]), {}, "non-negative"),
+    (np.ones((2, 3)), {}, "1-dimensional"),
+    (np.array([1.0, np.nan]), {}, "finite"),
+    (0.5**np.arange(60), {"low": 0.0}, r"low must lie in \(0.0, inf\)"),
+    (0.5**np.arange(60), {"high": 1e-12, "low": 1e-11}, "high must lie in"),
+])
+def test_geometric_decay_rate_rejects_bad_input(curve: np.ndarray, kwargs: dict,
+                                                match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        stats.geometric_decay_rate(curve, **kwargs)
+
+
+def test_bootstrap_linear_slope_is_exact_when_seeds_differ_by_a_constant_shift() -> None:
+    # Seeds y = 2 + 3 x + c_k: every resampled mean is the same line shifted, so the slope and
+    # both ends of its interval are exactly 3.
+    x = np.array([0.0, 0.25, 0.5, 1.0])
+    y = 2.0 + 3.0 * x + np.array([[0.0], [0.4], [-0.2]])
+    fit = stats.bootstrap_linear_slope(x, y, rng=0, n_boot=100)
+    assert fit.slope == pytest.approx(3.0)
+    assert fit.intercept == pytest.approx(2.0 + 0.2 / 3)
+    assert fit.ci == pytest.approx((3.0, 3.0))
+    again = stats.bootstrap_linear_slope(x, y, rng=0, n_boot=100)
+    assert again == fit
+
+
+def test_bootstrap_linear_slope_interval_covers_the_true_slope() -> None:
+    # 10 noisy seeds around y = -x: the 95% percentile interval has width ~ 4 sd(slope), so
+    # missing -1 here would be a 1-in-20 event at most; the seeded draw is fixed.
+    gen = np.random.default_rng(3)
+    x = np.linspace(0.0, 1.0, 5)
+    y = -x + 0.1 * gen.standard_normal((10, 5))
+    fit = stats.bootstrap_linear_slope(x, y, rng=1, n_boot=500)
+    assert fit.ci_low < -1.0 < fit.ci_high
+    assert fit.ci_low < fit.slope < fit.ci_high
+
+
+@pytest.mark.parametrize(("x", "y", "match"), [
+    (np.array([1.0, 1.0]), np.ones((3, 2)), "two distinct"),
+    (np.array([0.0, 1.0]), np.ones((1, 2)), "at least 2 seeds"),
+    (np.array([0.0, 1.0, 2.0]), np.ones((3, 2)), "n_points"),
+])
+def test_bootstrap_linear_slope_rejects_bad_input(x: np.ndarray, y: np.ndarray,
+                                                  match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        stats.bootstrap_linear_slope(x, y, rng=0)
+
+
+def test_first_passage_times_known_answers() -> None:
+    t = np.array([0.0, 10.0, 20.0, 30.0])
+    y = np.array([[1.0, 0.5, 0.1, 0.4],      # reaches 0.3 at t = 20 (and leaves again)
+                  [0.2, 0.5, 0.1, 0.1],      # already below at t = 0
+                  [1.0, np.nan, 0.3, 0.0],   # NaN never counts; equal to the level counts
+                  [1.0, 1.0, 1.0, 1.0]])     # never
+    tau = stats.first_passage_times(t, y, 0.3)
+    np.testing.assert_array_equal(tau, [20.0, 0.0, 20.0, np.nan])
+
+
+def test_first_passage_times_is_monotone_in_the_threshold() -> None:
+    gen = np.random.default_rng(0)
+    t = np.arange(50.0)
+    y = np.exp(-t / 10) * gen.uniform(0.5, 1.5, size=(6, 50))
+    high, low = (stats.first_passage_times(t, y, level) for level in (0.2, 0.05))
+    assert np.all(high <= low)
+
+
+@pytest.mark.parametrize(("t", "y", "threshold", "match"), [
+    (np.array([0.0, 1.0]), np.ones((2, 3)), 0.5, "increasing"),
+    (np.array([1.0, 0.0]), np.ones((2, 2)), 0.5, "increasing"),
+    (np.array([0.0, 1.0]), np.ones(2), 0.5, "2-dimensional"),
+    (np.array([0.0, 1.0]), np.array([[1.0, np.inf]]), 0.5, "finite"),
+    (np.array([0.0, 1.0]), np.ones((2, 2)), np.nan, "threshold"),
+    (np.array([0.0, 1.0]), "ab", 0.5, "numeric"),
+])
+def test_first_passage_times_rejects_bad_input(t, y, threshold, match) -> None:
+    with pytest.raises(ValueError, match=match):
+        stats.first_passage_times(t, y, threshold)
+
+
+# ------------------------------------------------------------------ fraction_increasing etc.
+
+def test_fraction_increasing_known_answers() -> None:
+    y = np.array([[3.0, 2.0, 2.5, 1.0, 1.5], [1.0, 0.5, 0.25, 0.125, 0.0625]])
+    assert stats.fraction_increasing(y) == pytest.approx(2 / 8)
+    assert stats.fraction_increasing(y[1:]) == 0.0  # a contracting curve never goes up
+    # NaN records (after a divergence) and steps at or below the floor are not counted
+    assert stats.fraction_increasing([[1.0, 2.0, np.nan, 3.0]]) == 1.0
+    assert stats.fraction_increasing([[1.0, 0.5, 1e-20, 2e-20]], floor=1e-12) == 0.0
+    assert math.isnan(stats.fraction_increasing([[1e-20, 2e-20]], floor=1e-12))
+
+
+@pytest.mark.parametrize("y", [[1.0, 2.0], [[1.0]], "a"])
+def test_fraction_increasing_rejects_bad_input(y) -> None:
+    with pytest.raises(ValueError, match="y_by_seed"):
+        stats.fraction_increasing(y)
+
+
+def test_proportion_interval_wilson_known_answers() -> None:
+    # Wilson (1927) 95%: 0/10 -> [0, 0.2775], 5/10 -> [0.2366, 0.7634]; the same as scipy's
+    # binomtest(...).proportion_ci(method="wilson").
+    zero = stats.proportion_interval(0, 10)
+    assert (zero.p, zero.low) == (0.0, 0.0) and zero.high == pytest.approx(0.2775, abs=1e-4)
+    half = stats.proportion_interval(5, 10)
+    assert (half.low, half.high) == pytest.approx((0.2366, 0.7634), abs=1e-4)
+    k = np.array([10, 3, 7])
+    many = stats.proportion_interval(k, 10, level=0.9)
+    for j, count in enumerate(k):
+        ci = scipy_stats.binomtest(int(count), 10).proportion_ci(0.9, method="wilson")
+        assert (many.low[j], many.high[j]) == pytest.approx((ci.low, ci.high), abs=1e-12)
+    assert many.p == pytest.approx([1.0, 0.3, 0.7]) and many.high[0] == pytest.approx(1.0)
+
+
+def test_proportion_interval_covers_at_about_its_level() -> None:
+    # 4000 binomial(20, 0.3) draws: Wilson's actual coverage at n = 20 is within 0.93-0.97
+    # (Brown et al. 2001, Fig. 4); the binomial sampling error of 4000 draws is ~0.004.
+    k = np.random.default_rng(5).binomial(20, 0.3, size=4000)
+    interval = stats.proportion_interval(k, 20)
+    coverage = np.mean((interval.low <= 0.3) & (interval.high >= 0.3))
+    assert 0.92 <= coverage <= 0.98
+
+
+@pytest.mark.parametrize(("k", "n"), [(3, 2), (-1, 5), (1, 0), (0.5, 2)])
+def test_proportion_interval_rejects_bad_counts(k, n) -> None:
+    with pytest.raises(ValueError, match="successes and trials"):
+        stats.proportion_interval(k, n)
+
+
+def test_crossing_point_interpolates_in_log_x() -> None:
+    x = np.array([1.0, 2.0, 4.0, 8.0])
+    assert stats.crossing_point(x, [0.0, 0.0, 1.0, 1.0], 0.5) == pytest.approx(np.sqrt(8))
+    assert stats.crossing_point(x, [0.0, 0.0, 1.0, 1.0], 0.5, log_x=False) == pytest.approx(3.0)
+    assert stats.crossing_point(x, [0.6, 1.0, 1.0, 1.0], 0.5) == 1.0
+    assert math.isnan(stats.crossing_point(x, [0.0, 0.1, 0.2, 0.4], 0.5))
+    assert stats.crossing_point(x, [0.0, 0.5, 1.0, 1.0], 0.5) == 2.0
+
+
+@pytest.mark.parametrize(("x", "y"), [([2.0, 1.0], [0.0, 1.0]), ([0.0, 1.0], [0.0, 1.0]),
+                                      ([1.0, 2.0], [0.0])])
+def test_crossing_point_rejects_bad_input(x, y) -> None:
+    with pytest.raises(ValueError, match="increasing"):
+        stats.crossing_point(x, y, 0.5)
+
+
+def test_tail_mean_averages_the_records_from_start_on() -> None:
+    x = np.array([0, 10, 20, 30, 40])
+    y = np.array([[9.0, 9.0, 1.0, 2.0, 3.0], [9.0, 9.0, 4.0, np.nan, 4.0]])
+    floors = stats.tail_mean(x, y, 20)
+    assert floors[0] == pytest.approx(2.0)
+    assert np.isnan(floors[1])  # a diverged seed stays visible
+    assert stats.tail_mean(x, y, 40)[0] == pytest.approx(3.0)
+
+
+@pytest.mark.parametrize(("x", "y", "start", "match"), [
+    (np.arange(3), np.ones((2, 4)), 0, "n_seeds, len"),
+    (np.arange(3), np.ones(3), 0, "n_seeds, len"),
+    (np.arange(3), np.ones((2, 3)), 5, "empty tail"),
+])
+def test_tail_mean_rejects_bad_input(x, y, start, match) -> None:
+    with pytest.raises(ValueError, match=match):
+        stats.tail_mean(x, y, start)
+
+
+def test_paired_ratio_interval_known_answer() -> None:
+    # log ratios 0, log 2, log 4: geometric mean 2; t interval exp(log 2 +- t_{0.975,2} s/sqrt 3).
+    a = np.array([1.0, 4.0, 12.0])
+    b = np.array([1.0, 2.0, 3.0])
+    interval = stats.paired_ratio_interval(a, b)
+    log_r = np.log(a / b)
+    half = scipy_stats.t.ppf(0.975, 2) * log_r.std(ddof=1) / np.sqrt(3)
+    assert interval.mean == pytest.approx(2.0)
+    assert interval.low == pytest.approx(2.0 * np.exp(-half))
+    assert interval.high == pytest.approx(2.0 * np.exp(half))
+    assert interval.n == 3
+    # Pairing removes a common per-seed factor exactly: the interval collapses.
+    scale = np.array([1.0, 10.0, 100.0])
+    tight = stats.paired_ratio_interval(3.0 * scale, scale)
+    assert (tight.low, tight.mean, tight.high) == pytest.approx((3.0, 3.0, 3.0))
+
+
+@pytest.mark.parametrize(("a", "b", "match"), [
+    (np.array([1.0, 2.0]), np.array([1.0, 2.0, 3.0]), "paired"),
+    (np.array([1.0, -2.0]), np.array([1.0, 2.0]), "positive"),
+    (np.array([1.0]), np.array([1.0]), "at least 2"),
+])
+def test_paired_ratio_interval_rejects_bad_input(a, b, match) -> None:
+    with pytest.raises(ValueError, match=match):
+        stats.paired_ratio_interval(a, b)
+
+
+def test_loglog_slope_of_excess_recovers_a_power_law_above_a_baseline() -> None:
+    # Group means differ by exactly 0.01 x^2 (the seed offsets cancel in each full group), so the
+    # slope is 2; the offsets (<= 0.002, vs an excess >= 0.04) move a resampled log excess by at
+    # most ~0.1 at x = 2, hence a replicate slope by < 0.1 around 2.
+    x = np.array([2.0, 4.0, 8.0, 16.0])
+    baseline = 0.5 + np.array([[0.0], [0.001], [-0.001]]) + 0.0 * x
+    y = 0.5 + 0.01 * x**2 + np.array([[0.0], [0.002], [-0.002], [0.0]])
+    fit = stats.bootstrap_loglog_slope_of_excess(x, y, baseline, rng=0, n_boot=400)
+    assert fit.slope == pytest.approx(2.0, abs=1e-12)
+    assert fit.ci_low <= 2.0 <= fit.ci_high
+    assert fit.ci_high - fit.ci_low < 0.2
+    assert stats.bootstrap_loglog_slope_of_excess(x, y, baseline, rng=0, n_boot=400) == fit
+
+
+def test_loglog_slope_of_excess_is_nan_where_the_excess_is_not_positive() -> None:
+    x = np.array([1.0, 2.0, 4.0])
+    baseline = np.ones((3, 3))
+    y = np.array([[1.0, 2.0, 3.0], [1.0, 2.0, 3.0]])  # no excess at x = 1
+    fit = stats.bootstrap_loglog_slope_of_excess(x, y, baseline, rng=0, n_boot=50)
+    assert np.isnan(fit.slope) and np.isnan(fit.ci_low) and np.isnan(fit.ci_high)
+    # Positive point excess, but most replicates are not: slope defined, CI undefined.
+    noisy = np.array([[0.0, 3.0, 4.0], [2.3, 3.0, 4.0]])
+    fit = stats.bootstrap_loglog_slope_of_excess(x, noisy, baseline, rng=0, n_boot=200)
+    assert np.isfinite(fit.slope) and np.isnan(fit.ci_low)
+
+
+@pytest.mark.parametrize(("x", "y", "base", "match"), [
+    (np.array([0.0, 1.0]), np.ones((2, 2)), np.zeros((2, 2)), "positive"),
+    (np.array([1.0, 2.0]), np.ones((2, 2)), np.zeros((2, 3)), "n_points"),
+    (np.array([1.0, 2.0]), np.ones((1, 2)), np.zeros((2, 2)), "at least 2 seeds"),
+])
+def test_loglog_slope_of_excess_rejects_bad_input(x, y, base, match) -> None:
+    with pytest.raises(ValueError, match=match):
+        stats.bootstrap_loglog_slope_of_excess(x, y, base, rng=0)
+
+
+def test_bootstrap_crossing_time_of_a_power_law_is_exact() -> None:
+    # Every seed is c_s / t, so every resampled mean is (mean c) / t and log-log interpolation
+    # between records is exact: t_eps = mean(c) / eps for every replicate.
+    t = np.array([10.0, 20.0, 40.0, 80.0, 160.0])
+    c = np.array([[1.0], [2.0], [3.0]])
+    crossing = stats.bootstrap_crossing_time(t, c / t, 0.05, rng=0, n_boot=100)
+    assert crossing.time == pytest.approx(2.0 / 0.05)
+    assert crossing.ci_low <= crossing.time <= crossing.ci_high
+    assert crossing.ci_low == pytest.approx(1.0 / 0.05, rel=0.34)  # smallest resampled mean
+    assert (crossing.level, crossing.n_boot) == (0.95, 100)
+    assert stats.bootstrap_crossing_time(t, c / t, 0.05, rng=0, n_boot=100) == crossing
+
+
+def test_bootstrap_crossing_time_edges() -> None:
+    t = np.array([1.0, 2.0, 4.0])
+    y = np.array([[0.5, 0.2, 0.1], [0.7, 0.4, 0.3]])
+    assert stats.bootstrap_crossing_time(t, y, 0.9, rng=0, n_boot=50).time == 1.0  # at t_0
+    never = stats.bootstrap_crossing_time(t, y, 0.01, rng=0, n_boot=50)
+    assert math.isnan(never.time) and never.ci == (math.inf, math.inf)
+
+
+@pytest.mark.parametrize(("t", "y", "threshold", "match"), [
+    (np.array([0.0, 1.0]), np.ones((2, 2)), 0.5, "positive"),
+    (np.array([2.0, 1.0]), np.ones((2, 2)), 0.5, "increasing"),
+    (np.array([1.0, 2.0]), np.ones((1, 2)), 0.5, "at least 2 seeds"),
+    (np.array([1.0, 2.0]), np.ones((2, 2)), 0.0, "threshold"),
+])
+def test_bootstrap_crossing_time_rejects_bad_input(t, y, threshold, match) -> None:
+    with pytest.raises(ValueError, match=match):
+        stats.bootstrap_crossing_time(t, y, threshold, rng=0)

@@ -7,6 +7,8 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from scipy import special as scipy_special
+from scipy import stats as scipy_stats
 
 from ptdlib import theory
 
@@ -355,3 +357,367 @@ def test_identifiability_and_head_diversity_condition():
     assert not failed.holds and "lambda_w = sigma_r(W*)^2 / N > tol FAILS" in str(failed)
     with pytest.raises(ValueError, match=r"W_star must be a non-empty \(N, r\)"):
         theory.head_diversity(np.ones(3))
+
+
+# --------------------------------------------------------------------------- lazy hypercube window
+
+def _hypercube_tv_from_zero(k: int, t_max: int) -> np.ndarray:
+    """d(t), t = 0..t_max, of the lazy walk on {0, 1}^k: TV of its Hamming weight from weight 0."""
+    w = np.arange(k)
+    P = 0.5 * np.eye(k + 1)
+    P[w, w + 1] = (k - w) / (2 * k)
+    P[w + 1, w] = (w + 1) / (2 * k)
+    mu = scipy_special.comb(k, np.arange(k + 1)) / 2.0**k
+    row, curve = np.eye(k + 1)[0], []
+    for _ in range(t_max + 1):
+        curve.append(0.5 * np.abs(row - mu).sum())
+        row = row @ P
+    return np.array(curve)
+
+
+def test_lazy_hypercube_mixing_window_known_values():
+    window = theory.lazy_hypercube_mixing_window()
+    assert window.low == pytest.approx(-(1 + np.log(32 / 3)) / 2, rel=1e-14)
+    assert window.high == pytest.approx(-0.5 * np.log(np.log(1.25)), rel=1e-14)
+    assert window.low == pytest.approx(-1.68356, abs=1e-5)
+    assert window.high == pytest.approx(0.74997, abs=1e-5)
+    # A smaller eps needs more steps: both ends move right.
+    smaller = theory.lazy_hypercube_mixing_window(0.1)
+    assert smaller.low > window.low and smaller.high > window.high
+
+
+@pytest.mark.parametrize("k", [8, 32])
+def test_lazy_hypercube_window_inequalities_hold_at_every_t(k):
+    t = np.arange(int(k * np.log(k)) + 4 * k)
+    d = _hypercube_tv_from_zero(k, int(t[-1]))
+    lower = 1 - 8 / (k * (1 - 1 / k) ** (2 * t))
+    j = np.arange(1, k + 1)
+    upper = 0.5 * np.sqrt(np.sum(scipy_special.comb(k, j) * (1 - j / k) ** (2 * t[:, None]),
+                                 axis=1))
+    assert np.all(d >= lower - 1e-12) and np.all(d <= upper + 1e-12)
+
+
+@pytest.mark.parametrize("k", [1, 2, 5, 16, 64, 128])
+def test_lazy_hypercube_window_contains_the_exact_mixing_time(k):
+    window = theory.lazy_hypercube_mixing_window()
+    center = 0.5 * k * np.log(k)
+    t_mix = _mixing_time(_hypercube_tv_from_zero(k, int(np.ceil(center + window.high * k)) + 1),
+                         0.25)
+    assert center + window.low * k <= t_mix <= np.ceil(center + window.high * k)
+
+
+def test_lazy_hypercube_limit_constant_solves_the_limit_profile_and_matches_large_k():
+    c = theory.lazy_hypercube_limit_constant()
+    assert c == pytest.approx(0.45055, abs=1e-5)
+    assert 2 * scipy_stats.norm.cdf(np.exp(-c) / 2) - 1 == pytest.approx(0.25, abs=1e-14)
+    k = 128
+    t_mix = _mixing_time(_hypercube_tv_from_zero(k, 2 * k * int(np.log(k))), 0.25)
+    # Measured: (t_mix - k ln k / 2) / k = 0.4490 at k = 128 and 0.4491 at k = 1000; the
+    # CLT error is o(1), 0.01 leaves room for it and for the integer rounding (1/k).
+    assert (t_mix - 0.5 * k * np.log(k)) / k == pytest.approx(c, abs=0.01)
+    assert theory.lazy_hypercube_limit_constant(0.1) > c > theory.lazy_hypercube_limit_constant(0.5)
+
+
+@pytest.mark.parametrize("function", [theory.lazy_hypercube_mixing_window,
+                                      theory.lazy_hypercube_limit_constant])
+@pytest.mark.parametrize("eps", [0.0, 1.0, -0.1, float("nan"), "a"])
+def test_lazy_hypercube_constants_reject_bad_eps(function, eps):
+    with pytest.raises(ValueError, match=r"eps must (lie in \(0.0, 1.0\)|be a real number)"):
+        function(eps)
+
+
+@pytest.mark.parametrize(("alpha0", "kappa", "exponent", "holds"), [
+    (100.0, 0.036, 1.0, True),
+    (10.0, 0.05, 0.5, False),
+    (2.0, 0.5, 1.0, False),   # alpha0 kappa = 1 exactly: log T / T, not the clean 1/T regime
+    (3.0, 0.5, 1.0, True),
+])
+def test_inverse_time_exponent_and_condition(alpha0, kappa, exponent, holds):
+    assert theory.inverse_time_error_exponent(alpha0, kappa) == pytest.approx(exponent)
+    condition = theory.inverse_time_rate_condition(alpha0, kappa)
+    assert condition.holds is holds
+    assert condition.lhs == pytest.approx(alpha0 * kappa) and condition.rhs == 1.0
+    assert "alpha0 kappa > 1" in str(condition)
+
+
+def test_inverse_time_exponent_matches_the_scalar_recursion():
+    # x_{t+1} = (1 - alpha_t lam) x_t + alpha_t xi_t: E x_t^2 obeys the exact recursion
+    # v_{t+1} = (1 - alpha_t lam)^2 v_t + alpha_t^2 sigma^2; its late log-log slope is -p.
+    lam, t0, T = 0.5, 10.0, 2 * 10**5
+    for alpha0 in (0.6, 4.0):   # 2 alpha0 lam = 0.6 (slow regime) and 4 (the 1/T regime)
+        alpha = alpha0 / (np.arange(T) + t0)
+        v = np.empty(T + 1)
+        v[0] = 1.0
+        for t in range(T):
+            v[t + 1] = (1 - alpha[t] * lam) ** 2 * v[t] + alpha[t] ** 2
+        slope = np.log(v[T] / v[T // 10]) / np.log(10.0)
+        # the correction to the power law is O(t0 / t) = O(5e-4) at t >= 2e4
+        assert -slope == pytest.approx(theory.inverse_time_error_exponent(alpha0, 2 * lam),
+                                       abs=0.01)
+
+
+@pytest.mark.parametrize(("alpha0", "kappa"), [(0.0, 1.0), (1.0, -1.0), (np.nan, 1.0),
+                                               (1.0, "a")])
+def test_inverse_time_functions_reject_bad_input(alpha0, kappa):
+    with pytest.raises(ValueError, match=r"(alpha0|kappa) must"):
+        theory.inverse_time_error_exponent(alpha0, kappa)
+    with pytest.raises(ValueError, match=r"(alpha0|kappa) must"):
+        theory.inverse_time_rate_condition(alpha0, kappa)
+
+
+# --------------------------------------------------------------------------- indirect contraction
+
+def _planted_state(seed: int, dim: int = 6, rank: int = 2, n_agents: int = 5):
+    rng = np.random.default_rng(seed)
+    B_star = np.linalg.qr(rng.standard_normal((dim, rank)))[0]
+    W_star = rng.standard_normal((n_agents, rank))
+    B = np.linalg.qr(rng.standard_normal((dim, rank)))[0]
+    W = rng.standard_normal((n_agents, rank))
+    return B_star, W_star, B, W
+
+
+def _dist(B, B_star):
+    return np.linalg.norm(B - B_star @ (B_star.T @ B), 2)
+
+
+def test_shared_parameter_error_is_the_mean_squared_distance():
+    B_star, W_star, B, W = _planted_state(0)
+    theta_star = W_star @ B_star.T
+    expected = np.mean([np.sum((B @ W[i] - theta_star[i]) ** 2) for i in range(len(W))])
+    assert theory.shared_parameter_error(B, W, theta_star) == pytest.approx(expected, rel=1e-14)
+    assert theory.shared_parameter_error(B_star, W_star, theta_star) == pytest.approx(0, abs=1e-28)
+
+
+@given(seed=st.integers(0, 2**32 - 1), optimal=st.booleans())
+@PROPERTY
+def test_indirect_contraction_holds_for_any_basis_and_heads_when_planted(seed, optimal):
+    B_star, W_star, B, W = _planted_state(seed)
+    theta_star = W_star @ B_star.T
+    W = theta_star @ B if optimal else W  # optimal heads are the tightest case
+    lhs = theory.shared_parameter_error(B, W, theta_star)
+    rhs = theory.subspace_error_lower_bound(_dist(B, B_star), W_star)
+    assert lhs >= rhs * (1 - 1e-12)
+    # the Frobenius distance gives the stronger bound, and it still holds
+    frob = np.linalg.norm(B - B_star @ (B_star.T @ B))
+    assert lhs >= theory.subspace_error_lower_bound(frob, W_star) * (1 - 1e-12)
+    assert theory.top_subspace_lower_bound(B, theta_star) <= lhs * (1 + 1e-12)
+
+
+def test_indirect_contraction_is_tight_for_rank_one():
+    # r = 1, optimal head: lhs = (1/N) sum_i w_i*^2 sin^2 = lambda_w dist^2 exactly.
+    B_star = np.array([[1.0], [0.0]])
+    W_star = np.array([[2.0], [-1.0]])
+    angle = 0.3
+    B = np.array([[np.cos(angle)], [np.sin(angle)]])
+    theta_star = W_star @ B_star.T
+    lhs = theory.shared_parameter_error(B, theta_star @ B, theta_star)
+    assert lhs == pytest.approx(theory.subspace_error_lower_bound(np.sin(angle), W_star), rel=1e-13)
+
+
+def test_literal_bound_fails_off_the_top_subspace_and_the_corrected_one_holds():
+    # Two agents, r = 2 = N: Theta* has rank 2 and is fitted exactly by its own top-2 subspace,
+    # but B* is another subspace (the planted one before a misspecification): lhs = 0 < rhs.
+    rng = np.random.default_rng(1)
+    B_star = np.linalg.qr(rng.standard_normal((5, 2)))[0]
+    W_star = rng.standard_normal((2, 2))
+    off = (np.eye(5) - B_star @ B_star.T) @ rng.standard_normal((5, 2))
+    theta_star = W_star @ B_star.T + off.T
+    B = np.linalg.svd(theta_star.T)[0][:, :2]
+    lhs = theory.shared_parameter_error(B, theta_star @ B, theta_star)
+    assert lhs == pytest.approx(0.0, abs=1e-25)
+    assert theory.subspace_error_lower_bound(_dist(B, B_star), W_star) > 1e-3
+    assert not theory.indirect_contraction_condition([lhs], [_dist(B, B_star)], W_star).holds
+    assert theory.top_subspace_lower_bound(B, theta_star) == pytest.approx(0.0, abs=1e-25)
+
+
+def test_top_subspace_bound_known_answer():
+    theta_star = np.array([[3.0, 0.0, 0.0], [0.0, 1.0, 0.0]])  # U_1 = e_1, sigma_1 = 3
+    angle = 0.4
+    B = np.array([[np.cos(angle)], [0.0], [np.sin(angle)]])
+    assert theory.top_subspace_lower_bound(B, theta_star) == pytest.approx(
+        9.0 / 2 * np.sin(angle) ** 2, rel=1e-13)
+
+
+def test_indirect_contraction_condition_reports_the_worst_record():
+    W_star = np.array([[1.0, 0.0], [0.0, 1.0]])  # lambda_w = 1/2
+    dist = np.array([[0.5, 0.2, np.nan], [0.0, 0.1, 0.3]])
+    lhs = np.array([[1.0, 0.1, np.nan], [0.0, 0.006, 0.2]])
+    condition = theory.indirect_contraction_condition(lhs, dist, W_star)
+    assert condition.holds and (condition.lhs, condition.rhs) == pytest.approx((0.006, 0.005))
+    failing = theory.indirect_contraction_condition(lhs * 0.5, dist, W_star)
+    assert not failing.holds and "FAILS" in str(failing)
+    assert "sigma_r(W*)^2 / N" in str(failing)
+
+
+@pytest.mark.parametrize(("call", "match"), [
+    (lambda: theory.shared_parameter_error(np.ones((3, 1)), np.ones((2, 1)), np.ones((2, 3))),
+     "orthonormal"),
+    (lambda: theory.shared_parameter_error(np.eye(3)[:, :1], np.ones((2, 2)), np.ones((2, 3))),
+     "W must be"),
+    (lambda: theory.subspace_error_lower_bound(-0.1, np.eye(2)), ">= 0"),
+    (lambda: theory.top_subspace_lower_bound(np.eye(3)[:, :1], np.ones((2, 4))), "theta_star"),
+    (lambda: theory.indirect_contraction_condition([1.0], [0.1, 0.2], np.eye(2)), "equal"),
+    (lambda: theory.indirect_contraction_condition([np.nan], [np.nan], np.eye(2)), "finite"),
+])
+def test_indirect_contraction_functions_reject_bad_input(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()
+
+
+# --------------------------------------------------------------------------- heterogeneity
+
+def _random_td_system(seed: int, n_agents: int = 4, dim: int = 3):
+    """Negative definite A_i = -(S_i S_i^T + I/2) + skew, b_i = -A_i theta_i*."""
+    gen = np.random.default_rng(seed)
+    S = gen.standard_normal((n_agents, dim, dim))
+    K = gen.standard_normal((n_agents, dim, dim))
+    A = -(S @ S.transpose(0, 2, 1) + 0.5 * np.eye(dim)) + (K - K.transpose(0, 2, 1))
+    theta_star = gen.standard_normal((n_agents, dim))
+    return A, -np.einsum("iab,ib->ia", A, theta_star), theta_star
+
+
+def test_federated_fixed_point_solves_the_averaged_system():
+    A, b, theta_star = _random_td_system(0)
+    theta_bar = theory.federated_td_fixed_point(A, b)
+    np.testing.assert_allclose(np.einsum("iab,b->a", A, theta_bar) + b.sum(axis=0), 0,
+                               atol=1e-12)
+    # Identical A_i: theta_bar is the plain mean of the theta_i* and the bias their spread.
+    same = np.broadcast_to(A[0], A.shape)
+    b_same = -np.einsum("iab,ib->ia", same, theta_star)
+    np.testing.assert_allclose(theory.federated_td_fixed_point(same, b_same),
+                               theta_star.mean(axis=0), atol=1e-12)
+    spread = np.mean(np.sum((theta_star - theta_star.mean(axis=0))**2, axis=1))
+    assert theory.federated_td_bias(same, b_same, theta_star) == pytest.approx(spread, rel=1e-12)
+
+
+def test_federated_bias_vanishes_for_identical_fixed_points_and_is_positive_otherwise():
+    A, _, theta_star = _random_td_system(1)
+    common = np.broadcast_to(theta_star[0], theta_star.shape)
+    b = -np.einsum("iab,ib->ia", A, common)
+    assert theory.federated_td_bias(A, b, common) == pytest.approx(0.0, abs=1e-24)
+    A, b, theta_star = _random_td_system(2)
+    assert theory.federated_td_bias(A, b, theta_star) > 0.1
+
+
+def test_federated_functions_reject_bad_input():
+    A, b, theta_star = _random_td_system(3)
+    with pytest.raises(ValueError, match="A must be"):
+        theory.federated_td_fixed_point(A[0], b[0])
+    with pytest.raises(ValueError, match="A must be"):
+        theory.federated_td_fixed_point(A, b[:, :2])
+    with pytest.raises(ValueError, match="theta_star must have the shape"):
+        theory.federated_td_bias(A, b, theta_star[:2])
+    with pytest.raises(ValueError, match="finite"):
+        theory.federated_td_bias(A, b, np.full_like(theta_star, np.nan))
+
+
+# --------------------------------------------------------------------------- Markov vs i.i.d.
+
+def _planted_chain(seed: int, n: int = 5, dim: int = 2, laziness: float = 0.0):
+    """A random dense chain made lazy, features orthogonal to 1, rewards J + (I - P) Phi theta."""
+    gen = np.random.default_rng(seed)
+    P0 = gen.dirichlet(np.ones(n), size=n)
+    P = laziness * np.eye(n) + (1 - laziness) * P0
+    Phi = gen.standard_normal((n, dim))
+    Phi -= Phi.mean(axis=0)
+    Phi /= np.max(np.linalg.norm(Phi, axis=1))
+    theta = gen.standard_normal(dim)
+    return P, 0.4 + (np.eye(n) - P) @ Phi @ theta, Phi, theta
+
+
+def _stationary(P):
+    w, v = np.linalg.eig(P.T)
+    mu = np.real(v[:, np.argmin(np.abs(w - 1))])
+    return mu / mu.sum()
+
+
+def _iterate_conditional_means(P, r, Phi, alpha, beta, steps):
+    """The conditional-mean recursion of the docstring, run forward from m = 0, e = 0."""
+    n, d = Phi.shape
+    mu = _stationary(P)
+    m, e = np.zeros((n, d)), np.zeros(n)
+    for _ in range(steps):
+        m_new, e_new = np.zeros((n, d)), np.zeros(n)
+        for s in range(n):
+            for q in range(n):
+                jump = Phi[q] - Phi[s]
+                m_new[q] += P[s, q] * (m[s] + alpha * Phi[s] * (jump @ m[s] - e[s] + r[s] * mu[s]))
+                e_new[q] += P[s, q] * ((1 - beta) * e[s] + beta * r[s] * mu[s])
+        m, e = m_new, e_new
+    return m.sum(axis=0), e.sum()
+
+
+def test_markov_stationary_mean_matches_the_iterated_recursion():
+    P, r, Phi, _ = _planted_chain(4, laziness=0.6)
+    exact = theory.markov_td_stationary_mean(P, r, Phi, 0.2, 0.1)
+    theta, eta = _iterate_conditional_means(P, r, Phi, 0.2, 0.1, steps=6000)
+    np.testing.assert_allclose(exact.theta, theta, atol=1e-9)
+    assert exact.eta == pytest.approx(eta, abs=1e-9)
+    assert exact.eta == pytest.approx(0.4, abs=1e-12)  # E[eta] = J exactly
+
+
+def test_markov_stationary_mean_matches_monte_carlo():
+    # 4000 independent trajectories run in lockstep; theta is averaged over trajectories and
+    # over the last 400 of 800 steps (the mean path relaxes in ~1 / (alpha omega) ~ 40 steps).
+    # The standard error of that average, estimated below from block means, is ~ 1.5e-3; the
+    # Markov bias ||E theta - theta*|| is ~ 0.4 here (first assert), so a 5-standard-error
+    # band around the exact mean excludes theta* by far: the test can tell them apart.
+    P, r, Phi, theta_star = _planted_chain(5, n=4, laziness=0.5)
+    alpha = 0.2
+    exact = theory.markov_td_stationary_mean(P, r, Phi, alpha, alpha)
+    gen = np.random.default_rng(0)
+    n_chains, cumulative = 4000, np.cumsum(P, axis=1)
+    s = gen.choice(4, size=n_chains, p=_stationary(P))
+    theta, eta = np.zeros((n_chains, 2)), np.zeros(n_chains)
+    blocks = []
+    for t in range(800):
+        s_next = np.minimum((gen.random(n_chains)[:, None] > cumulative[s]).sum(axis=1), 3)
+        delta = r[s] - eta + np.sum((Phi[s_next] - Phi[s]) * theta, axis=1)
+        eta += alpha * (r[s] - eta)
+        theta += alpha * delta[:, None] * Phi[s]
+        s = s_next
+        if t >= 400 and t % 50 == 0:
+            blocks.append(theta.mean(axis=0))
+    blocks = np.array(blocks)
+    standard_error = blocks.std(axis=0, ddof=1) / np.sqrt(len(blocks))
+    assert np.linalg.norm(exact.theta - theta_star) > 20 * standard_error.max()
+    np.testing.assert_array_less(np.abs(blocks.mean(axis=0) - exact.theta),
+                                 5 * standard_error + 1e-4)
+
+
+def test_markov_bias_is_first_order_in_the_step_and_grows_with_laziness():
+    P, r, Phi, theta = _planted_chain(6, laziness=0.8)
+    bias = [np.linalg.norm(theory.markov_td_stationary_mean(P, r, Phi, a, a).theta - theta)
+            for a in (1e-2, 5e-3, 2.5e-3)]
+    # O(alpha): halving the step halves the bias, up to an O(alpha^2) correction.
+    assert bias[0] / bias[1] == pytest.approx(2.0, rel=0.05)
+    assert bias[1] / bias[2] == pytest.approx(2.0, rel=0.03)
+    lazier = [_planted_chain(6, laziness=lazy) for lazy in (0.0, 0.5, 0.9)]
+    sizes = [np.linalg.norm(theory.markov_td_stationary_mean(P, r, Phi, 0.01, 0.01).theta - th)
+             for P, r, Phi, th in lazier]
+    assert sizes[0] < sizes[1] < sizes[2]
+
+
+def test_markov_stationary_mean_stacks_agents():
+    chains = [_planted_chain(7, laziness=lazy) for lazy in (0.2, 0.7)]
+    Phi = chains[0][2]
+    P = np.stack([c[0] for c in chains])
+    r = np.stack([0.4 + (np.eye(5) - c[0]) @ Phi @ chains[0][3] for c in chains])
+    stacked = theory.markov_td_stationary_mean(P, r, Phi, 0.05, 0.05)
+    assert stacked.theta.shape == (2, 2)
+    for i in range(2):
+        single = theory.markov_td_stationary_mean(P[i], r[i], Phi, 0.05, 0.05)
+        np.testing.assert_allclose(stacked.theta[i], single.theta, atol=1e-14)
+        assert stacked.eta[i] == pytest.approx(single.eta, abs=1e-14)
+
+
+def test_markov_stationary_mean_rejects_bad_input():
+    P, r, Phi, _ = _planted_chain(8)
+    with pytest.raises(ValueError, match="same n"):
+        theory.markov_td_stationary_mean(P, r[:-1], Phi, 0.1, 0.1)
+    with pytest.raises(ValueError, match="same n"):
+        theory.markov_td_stationary_mean(P, r, Phi[:-1], 0.1, 0.1)
+    with pytest.raises(ValueError, match="alpha"):
+        theory.markov_td_stationary_mean(P, r, Phi, 0.0, 0.1)
+    with pytest.raises(ValueError, match="gain_step"):
+        theory.markov_td_stationary_mean(P, r, Phi, 0.1, 1.5)

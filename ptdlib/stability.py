@@ -1,0 +1,583 @@
+"""Local stability of the mean-path joint personalized update: Jacobian, thresholds, bisection.
+
+Primer
+------
+Averaging one iteration of personalized TD (DESIGN section 2, K = 1) over stationary sampling
+gives the deterministic *mean-path map* F_alpha on states x = (B, W, eta), B (d x r)
+orthonormal, W (N x r) the heads (row i is w_i), eta (N,) the gains:
+
+    g_i = A_i B w_i + b_i + (J_i - eta_i) Phi^T mu_i          (`steps.expected_td_direction`)
+    w_i <- w_i + alpha B^T g_i,  eta_i <- eta_i + c_eta alpha (J_i - eta_i)
+    B~ = B + c_B alpha (1/N) sum_i g_i w_i^T,  B <- Q of B~ = Q R (optionally w_i <- R w_i)
+
+It is what ``simulate.run(..., sampling="expected")`` iterates; here it is composed from the
+same `ptdlib.steps` functions, batched over leading axes. On a planted problem
+(theta_i* = B* w_i*) every g_i vanishes at x* = (B*, W*, J), so x* is a fixed point.
+
+Symmetry. For any orthogonal Q (r x r), (B* Q, W* Q, J) is a fixed point too (B w_i is
+unchanged): the fixed points form a manifold of dimension r (r - 1) / 2 whose tangent at x*,
+V = {(B* Omega, W* Omega, 0) : Omega skew}, the Jacobian maps to itself with eigenvalue
+exactly 1. Those directions are neutral (they move along fixed points), so the stability of x*
+is decided on the quotient of the retraction's tangent space
+T = {(B* Omega + B_perp K, dW, deta)} by V, of dimension r (d - r) + N r + N (the Grassmann
+directions, the heads, the gains). `quotient_basis` is an orthonormal basis C of the
+complement of V in T; with the chart c(xi) = (qf(B* + xi_B), W* + xi_W, J + xi_eta) (qf: the
+Q factor of the QR retraction), the induced linear map is X(alpha) = C^T D(F o c)(0) C.
+
+Affine in alpha. The QR retraction's differential at B* is the identity on T, and every
+second-order term of F carries a factor g_i, which vanishes at x*; hence X(alpha) = I + alpha M
+exactly, with a constant drift M, eigenvalues 1 + alpha lambda_j(M) and the exact threshold
+alpha_crit = min_j 2 Re(-lambda_j) / |lambda_j|^2 (`theory.critical_step_size`). The gains do
+not see B or W, so M is block upper triangular: the gain block is -c_eta I (threshold
+2 / c_eta) and the (B, W) block carries the subspace-and-heads dynamics with its own threshold.
+`ptdlib.symbolic` derives the same Jacobian exactly for d = 2, r = 1 (angle chart).
+
+References
+----------
+Absil, P.-A., Mahony, R. & Sepulchre, R. (2008). Optimization Algorithms on Matrix Manifolds.
+Princeton University Press (the QR retraction and its differential; quotient manifolds).
+Horn, R. A. & Johnson, C. R. (2013). Matrix Analysis, 2nd ed., Sec. 5.6 (spectral radius).
+Tsitsiklis, J. N. & Van Roy, B. (1999). Average cost temporal-difference learning. Automatica.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from ptdlib import steps, subspace, theory
+from ptdlib._validation import FloatArray, RngLike, check_in_range, check_positive_int
+
+__all__ = [
+    "Bisection",
+    "MeanPathJacobian",
+    "MeanPathState",
+    "bisect_threshold",
+    "fixed_point",
+    "is_decaying",
+    "linear_error_curve",
+    "mean_path_error",
+    "mean_path_error_curve",
+    "mean_path_jacobian",
+    "mean_path_step",
+    "quotient_basis",
+]
+
+#: Largest max_i ||g_i|| at (B*, W*, J), relative to the problem scale, for x* to count as fixed.
+FIXED_POINT_RTOL = 1e-9
+
+
+@dataclasses.dataclass(frozen=True)
+class MeanPathState:
+    """A mean-path state: ``B`` (..., dim, rank), ``W`` (..., N, rank), ``eta`` (..., N)."""
+
+    B: FloatArray
+    W: FloatArray
+    eta: FloatArray
+
+
+@dataclasses.dataclass(frozen=True)
+class _MeanSystem:
+    A: FloatArray
+    b: FloatArray
+    Phi_mu: FloatArray
+    J: FloatArray
+    theta_star: FloatArray
+
+
+def _system(problem: Any) -> _MeanSystem:
+    return _MeanSystem(A=np.asarray(problem.A), b=np.asarray(problem.b),
+                       Phi_mu=np.asarray(problem.mu) @ np.asarray(problem.features),
+                       J=np.asarray(problem.average_reward, dtype=np.float64),
+                       theta_star=np.asarray(problem.theta_star))
+
+
+def _step(system: _MeanSystem, x: MeanPathState, alpha: float, c_eta: float, c_B: float,
+          rebase_heads: bool) -> MeanPathState:
+    B_agents = x.B[..., None, :, :]  # the one basis, seen by each of the N agents
+    z = steps.expected_td_direction(system.A, system.b, system.Phi_mu, system.J, x.eta,
+                                    steps.shared_parameter(B_agents, x.W))
+    heads = steps.head_step(x.W, B_agents, z, alpha)
+    B_tilde = steps.server_average(x.B, steps.representation_gradient(z, x.W), alpha, c_B)
+    retracted = steps.retraction_step(B_tilde, heads, rebase_heads=rebase_heads)
+    return MeanPathState(retracted.B, retracted.w, steps.gain_step(x.eta, system.J, alpha, c_eta))
+
+
+def _ratios(c_eta: float, c_B: float) -> tuple[float, float]:
+    return (check_in_range(c_eta, "c_eta", 0.0, np.inf, low_open=True),
+            check_in_range(c_B, "c_B", 0.0, np.inf, low_open=True))
+
+
+def mean_path_step(problem: Any, state: MeanPathState, alpha: float, *, c_eta: float = 1.0,
+                   c_B: float = 1.0, rebase_heads: bool = False) -> MeanPathState:
+    """One iteration of the mean-path map F_alpha of personalized TD (K = 1).
+
+    Parameters
+    ----------
+    problem : ptdlib.problems.Problem
+        Supplies A_i, b_i, Phi^T mu_i and J_i.
+    state : MeanPathState
+        B (..., dim, rank) orthonormal, W (..., N, rank), eta (..., N); leading axes batch.
+    alpha : float
+        Step size, > 0.
+    c_eta, c_B : float, optional
+        Single-timescale ratios (default 1).
+    rebase_heads : bool, optional
+        As in `steps.retraction_step`.
+
+    Returns
+    -------
+    MeanPathState
+
+    Notes
+    -----
+    g_i = A_i B w_i + b_i + (J_i - eta_i) Phi^T mu_i; w_i += alpha B^T g_i;
+    eta_i += c_eta alpha (J_i - eta_i); B = qf(B + c_B alpha mean_i g_i w_i^T).
+
+    References
+    ----------
+    DESIGN section 2 in expectation; `simulate.run` with ``sampling="expected"``.
+    """
+    alpha = check_in_range(alpha, "alpha", 0.0, np.inf, low_open=True)
+    c_eta, c_B = _ratios(c_eta, c_B)
+    return _step(_system(problem), state, alpha, c_eta, c_B, rebase_heads)
+
+
+def fixed_point(problem: Any) -> MeanPathState:
+    """x* = (B*, W*, J), checked to be a fixed point of the mean path.
+
+    Raises
+    ------
+    ValueError
+        If the problem has no B_star, or some g_i(x*) is not zero to round-off (the problem is
+        not exactly realisable: misspecification moves the fixed point off (B*, W*)).
+    """
+    if getattr(problem, "B_star", None) is None:
+        raise ValueError("problem must have a planted subspace (B_star); got B_star=None")
+    system = _system(problem)
+    x = MeanPathState(np.array(problem.B_star, dtype=np.float64),
+                      np.array(problem.heads_star, dtype=np.float64), system.J.copy())
+    g = steps.expected_td_direction(system.A, system.b, system.Phi_mu, system.J, x.eta,
+                                    steps.shared_parameter(x.B, x.W))
+    scale = max(1.0, float(np.max(np.linalg.norm(system.theta_star, axis=1))))
+    residual = float(np.max(np.linalg.norm(g, axis=1)))
+    if residual > FIXED_POINT_RTOL * scale:
+        raise ValueError(f"(B*, W*, J) must be a fixed point of the mean path (theta_i* = B* w_i* "
+                         f"exactly); got max_i ||g_i|| = {residual:.3g} > {FIXED_POINT_RTOL:g} "
+                         f"times the scale {scale:.3g} (misspecified problem?)")
+    return x
+
+
+def mean_path_error(problem: Any, state: MeanPathState) -> FloatArray | float:
+    """Distance of a state to the fixed-point manifold, invariant under (B, W) -> (B Q, W Q).
+
+    Parameters
+    ----------
+    problem : ptdlib.problems.Problem
+        Planted problem (B_star, theta_star, average_reward).
+    state : MeanPathState
+        Possibly batched over leading axes.
+
+    Returns
+    -------
+    float or (...) ndarray
+
+    Notes
+    -----
+    e^2 = ||(I - B* B*^T) B||_F^2 + (1/N) sum_i ||B w_i - theta_i*||^2
+          + (1/N) sum_i (eta_i - J_i)^2.
+    """
+    B_star = np.asarray(problem.B_star)
+    off = state.B - B_star @ np.einsum("dr,...dk->...rk", B_star, state.B)
+    theta = steps.shared_parameter(state.B[..., None, :, :], state.W)
+    value = np.sqrt(np.sum(off**2, axis=(-2, -1))
+                    + np.mean(np.sum((theta - np.asarray(problem.theta_star)) ** 2, axis=-1),
+                              axis=-1)
+                    + np.mean((state.eta - np.asarray(problem.average_reward)) ** 2, axis=-1))
+    return float(value) if np.ndim(value) == 0 else value
+
+
+def quotient_basis(B_star: ArrayLike, W_star: ArrayLike) -> FloatArray:
+    """Orthonormal basis of the retraction's tangent space at x*, modulo the O(r) symmetry.
+
+    Parameters
+    ----------
+    B_star : (dim, rank)
+        Orthonormal basis.
+    W_star : (N, rank)
+        Heads (rows w_i*), full column rank.
+
+    Returns
+    -------
+    (dim rank + N rank + N, rank (dim - rank) + N rank + N) ndarray
+        Orthonormal columns in the flattened coordinates (vec B, vec W, eta) (C order); the
+        last N columns are the gain coordinates, the others span the (B, W) block.
+
+    Notes
+    -----
+    T = {(B* Omega + B_perp K, dW, deta)}, V = {(B* Omega, W* Omega, 0) : Omega skew};
+    columns: an orthonormal basis of T minus V (the orthogonal complement of V in T).
+    """
+    B_star = np.asarray(B_star, dtype=np.float64)
+    W_star = np.asarray(W_star, dtype=np.float64)
+    d, r = B_star.shape
+    N = W_star.shape[0]
+    B_perp = np.linalg.svd(B_star, full_matrices=True)[0][:, r:]
+    size = d * r + N * r
+    skews = [np.eye(r)[:, [k]] @ np.eye(r)[[m]] - np.eye(r)[:, [m]] @ np.eye(r)[[k]]
+             for k in range(r) for m in range(k + 1, r)]
+    # (B, W) part of T: Grassmann directions B_perp K, rotations B* Omega, all head directions.
+    tangent = [np.concatenate([np.outer(B_perp[:, a], np.eye(r)[k]).ravel(), np.zeros(N * r)])
+               for a in range(d - r) for k in range(r)]
+    tangent += [np.concatenate([(B_star @ S).ravel(), np.zeros(N * r)]) for S in skews]
+    tangent += list(np.eye(size)[d * r:])
+    Q_T = np.linalg.qr(np.column_stack(tangent))[0]
+    if skews:
+        V = np.column_stack([np.concatenate([(B_star @ S).ravel(), (W_star @ S).ravel()])
+                             for S in skews])
+        # Coordinates of V in the basis Q_T; the complement is their orthogonal complement.
+        full = np.linalg.qr(Q_T.T @ V, mode="complete")[0]
+        Q_T = Q_T @ full[:, len(skews):]
+    C = np.zeros((size + N, Q_T.shape[1] + N))
+    C[:size, :Q_T.shape[1]] = Q_T
+    C[size:, Q_T.shape[1]:] = np.eye(N)
+    return C
+
+
+def _flatten(x: MeanPathState) -> FloatArray:
+    lead = x.eta.shape[:-1]
+    return np.concatenate([x.B.reshape(*lead, -1), x.W.reshape(*lead, -1), x.eta], axis=-1)
+
+
+def _chart(x_star: MeanPathState, C: FloatArray, xi: FloatArray) -> MeanPathState:
+    """c(xi) = (qf(B* + xi_B), W* + xi_W, J + xi_eta) for quotient coordinates xi (..., k)."""
+    d, r = x_star.B.shape
+    N = x_star.eta.shape[0]
+    ambient = _flatten(x_star) + xi @ C.T
+    lead = ambient.shape[:-1]
+    B = subspace.qr_retraction(ambient[..., :d * r].reshape(*lead, d, r))[0]
+    W = ambient[..., d * r:d * r + N * r].reshape(*lead, N, r)
+    return MeanPathState(B, W, ambient[..., d * r + N * r:])
+
+
+@dataclasses.dataclass(frozen=True)
+class MeanPathJacobian:
+    """Linearisation of the mean-path map at x*, on the quotient tangent space.
+
+    ``alpha`` the step size it was evaluated at; ``jacobian`` X(alpha) (k, k) = I + alpha
+    ``drift``; ``basis`` C (see `quotient_basis`); ``n_block`` the size of the (B, W) block
+    (the first n_block coordinates; the last N are the gains); ``c_eta`` the gain ratio.
+    """
+
+    alpha: float
+    jacobian: FloatArray
+    drift: FloatArray
+    basis: FloatArray
+    n_block: int
+    c_eta: float
+
+    @property
+    def eigenvalues(self) -> np.ndarray:
+        """Eigenvalues lambda_j of the drift M (complex, unsorted)."""
+        return np.linalg.eigvals(self.drift)
+
+    @property
+    def block_drift(self) -> FloatArray:
+        """The (B, W) block of M (the subspace-and-heads dynamics, gains held at J)."""
+        return self.drift[:self.n_block, :self.n_block]
+
+    @property
+    def critical_step_size(self) -> float:
+        """alpha_crit of the whole map (0.0 if some Re lambda_j >= 0)."""
+        return _critical(self.drift)
+
+    @property
+    def block_critical_step_size(self) -> float:
+        """alpha_crit of the (B, W) block alone."""
+        return _critical(self.block_drift)
+
+    @property
+    def gain_critical_step_size(self) -> float:
+        """alpha_crit of the gain block, 2 / c_eta."""
+        return _critical(self.drift[self.n_block:, self.n_block:])
+
+    @property
+    def sufficient_step_size(self) -> float:
+        """omega(M) / ||M||_2^2, or 0.0 when M is not negative definite (omega <= 0)."""
+        return _sufficient(self.drift)
+
+    @property
+    def block_sufficient_step_size(self) -> float:
+        """The same for the (B, W) block."""
+        return _sufficient(self.block_drift)
+
+    def spectral_radius(self, alpha: ArrayLike, *, block: bool = False) -> FloatArray | float:
+        """max_j |1 + alpha lambda_j| of the whole map (or of the (B, W) block)."""
+        lam = np.linalg.eigvals(self.block_drift if block else self.drift)
+        a = np.asarray(alpha, dtype=np.float64)
+        rho = np.max(np.abs(1.0 + a[..., None] * lam), axis=-1)
+        return float(rho) if rho.ndim == 0 else rho
+
+
+def _critical(M: FloatArray) -> float:
+    try:
+        return float(theory.critical_step_size(M))
+    except ValueError:  # an eigenvalue with Re >= 0: no positive step is stable
+        return 0.0
+
+
+def _sufficient(M: FloatArray) -> float:
+    if float(theory.negative_definiteness_margin(M)) <= 0:
+        return 0.0
+    return float(theory.sufficient_step_size(M))
+
+
+def mean_path_jacobian(problem: Any, alpha: float = 1.0, *, c_eta: float = 1.0,
+                       c_B: float = 1.0, rebase_heads: bool = False,
+                       fd_step: float = 1e-6) -> MeanPathJacobian:
+    """Jacobian of the mean-path map at x* on the quotient tangent space (central differences).
+
+    Parameters
+    ----------
+    problem : ptdlib.problems.Problem
+        A planted (exactly realisable) problem; see `fixed_point`.
+    alpha : float, optional
+        Step size at which X(alpha) is evaluated (default 1); M = (X - I) / alpha.
+    c_eta, c_B : float, optional
+        Single-timescale ratios.
+    rebase_heads : bool, optional
+        As in `steps.retraction_step`.
+    fd_step : float, optional
+        Central-difference step h; error O(h^2) + O(eps / h).
+
+    Returns
+    -------
+    MeanPathJacobian
+
+    Notes
+    -----
+    X[:, j] = C^T (F(c(h e_j)) - F(c(-h e_j))) / (2 h);  X(alpha) = I + alpha M.
+
+    References
+    ----------
+    Absil, Mahony & Sepulchre (2008), Sec. 4.1 (retractions) and Ch. 3 (quotient manifolds).
+    """
+    alpha = check_in_range(alpha, "alpha", 0.0, np.inf, low_open=True)
+    c_eta, c_B = _ratios(c_eta, c_B)
+    fd_step = check_in_range(fd_step, "fd_step", 0.0, 1e-2, low_open=True)
+    x_star = fixed_point(problem)
+    C = quotient_basis(x_star.B, x_star.W)
+    k = C.shape[1]
+    xi = np.concatenate([fd_step * np.eye(k), -fd_step * np.eye(k)])
+    image = _flatten(_step(_system(problem), _chart(x_star, C, xi), alpha, c_eta, c_B,
+                           rebase_heads))
+    X = ((image[:k] - image[k:]) @ C / (2 * fd_step)).T
+    N = x_star.eta.shape[0]
+    return MeanPathJacobian(alpha=alpha, jacobian=X, drift=(X - np.eye(k)) / alpha, basis=C,
+                            n_block=k - N, c_eta=c_eta)
+
+
+def mean_path_error_curve(problem: Any, alpha: float, *, steps: int, perturbation: float,
+                          rng: RngLike, gains: bool = True, c_eta: float = 1.0,
+                          c_B: float = 1.0, rebase_heads: bool = False) -> FloatArray:
+    """Errors e(x_t), t = 0..steps, of the mean path started next to x*.
+
+    Parameters
+    ----------
+    problem : ptdlib.problems.Problem
+        Planted problem.
+    alpha : float
+        Constant step size, > 0.
+    steps : int
+        Iterations.
+    perturbation : float
+        Size ||xi|| of the start c(xi), xi a uniformly random direction of the quotient space.
+    rng : int, SeedSequence or Generator
+        Draws the direction.
+    gains : bool, optional
+        Perturb the gains too (the whole map); False starts them at J exactly, where they stay,
+        so only the (B, W) block acts.
+    c_eta, c_B, rebase_heads :
+        As in `mean_path_step`.
+
+    Returns
+    -------
+    (steps + 1,) ndarray
+        `mean_path_error` along the path; it stops early (the rest is inf) once the error is
+        not finite or exceeds 1e3 times its start (clearly unstable).
+
+    Notes
+    -----
+    x_0 = c(xi), x_{t+1} = F_alpha(x_t).
+    """
+    alpha = check_in_range(alpha, "alpha", 0.0, np.inf, low_open=True)
+    c_eta, c_B = _ratios(c_eta, c_B)
+    steps_ = check_positive_int(steps, "steps")
+    perturbation = check_in_range(perturbation, "perturbation", 0.0, 1e-2, low_open=True)
+    system, x_star = _system(problem), fixed_point(problem)
+    C = quotient_basis(x_star.B, x_star.W)
+    direction = np.random.default_rng(rng).standard_normal(C.shape[1])
+    if not gains:
+        direction[C.shape[1] - x_star.eta.shape[0]:] = 0.0
+    x = _chart(x_star, C, perturbation * direction / np.linalg.norm(direction))
+    errors = np.full(steps_ + 1, np.inf)
+    errors[0] = mean_path_error(problem, x)
+    with np.errstate(over="ignore", invalid="ignore"):
+        for t in range(steps_):
+            try:
+                x = _step(system, x, alpha, c_eta, c_B, rebase_heads)
+            except ValueError:  # the retraction met a non-finite or rank-deficient B~
+                break
+            errors[t + 1] = mean_path_error(problem, x)
+            if not errors[t + 1] <= 1e3 * errors[0]:
+                errors[t + 1] = np.inf
+                break
+    return errors
+
+
+def linear_error_curve(A: ArrayLike, alpha: float, x0: ArrayLike, steps: int) -> FloatArray:
+    """Error norms of the linear mean path x <- x + alpha (A x + b), started at x* + x0.
+
+    Parameters
+    ----------
+    A : (..., dim, dim)
+        One matrix or a stack (e.g. the agents' A_i).
+    alpha : float
+        Step size, > 0.
+    x0 : (..., dim)
+        Initial errors x_0 - x*.
+    steps : int
+        Iterations.
+
+    Returns
+    -------
+    (steps + 1,) ndarray
+        sqrt(sum over the stack of ||x_t - x*||^2); inf from the first non-finite value on.
+
+    Notes
+    -----
+    e_{t+1} = (I + alpha A) e_t with e_t = x_t - x* (b cancels: A x* + b = 0).
+    """
+    A = np.asarray(A, dtype=np.float64)
+    alpha = check_in_range(alpha, "alpha", 0.0, np.inf, low_open=True)
+    steps_ = check_positive_int(steps, "steps")
+    e = np.array(x0, dtype=np.float64)
+    errors = np.full(steps_ + 1, np.inf)
+    errors[0] = np.linalg.norm(e)
+    with np.errstate(over="ignore", invalid="ignore"):
+        for t in range(steps_):
+            e = e + alpha * np.einsum("...ij,...j->...i", A, e)
+            errors[t + 1] = np.linalg.norm(e)
+            if not np.isfinite(errors[t + 1]):
+                errors[t + 1:] = np.inf
+                break
+    return errors
+
+
+def is_decaying(errors: ArrayLike, *, window: float = 0.1, converged: float = 1e-6) -> bool:
+    """Whether an error curve decays: the verdict of one step size in a stability bisection.
+
+    Parameters
+    ----------
+    errors : (T + 1,)
+        e_0, ..., e_T (inf or NaN count as divergence).
+    window : float, optional
+        Fraction of T over which maxima are taken (longer than an oscillation period).
+    converged : float, optional
+        A curve whose last value is below ``converged * e_0`` decays (round-off reached).
+
+    Returns
+    -------
+    bool
+        True iff every value is finite and either e_T <= converged e_0 or the maximum over the
+        last window is below the maximum over the window that ends at T / 2.
+
+    Notes
+    -----
+    For e_t ~ c rho^t the late maxima compare as rho^(T/2): the verdict is rho < 1 once T is
+    long enough for the slowest mode to dominate.
+    """
+    e = np.asarray(errors, dtype=np.float64)
+    if e.ndim != 1 or e.size < 20:
+        raise ValueError(f"errors must be a curve of at least 20 values; got shape {e.shape}")
+    window = check_in_range(window, "window", 0.0, 0.5, low_open=True)
+    if not np.all(np.isfinite(e)):
+        return False
+    if e[-1] <= converged * e[0]:
+        return True
+    w = max(1, int(window * (e.size - 1)))
+    half = (e.size - 1) // 2
+    return bool(np.max(e[-w:]) < np.max(e[half - w + 1:half + 1]))
+
+
+@dataclasses.dataclass(frozen=True)
+class Bisection:
+    """Bracket [low, high] of a stability threshold: stable at low, not at high."""
+
+    low: float
+    high: float
+    evaluations: int
+
+    @property
+    def threshold(self) -> float:
+        """Midpoint of the bracket."""
+        return 0.5 * (self.low + self.high)
+
+
+def bisect_threshold(is_stable: Callable[[float], bool], low: float, *, rtol: float,
+                     growth: float = 2.0, max_expansions: int = 40) -> Bisection:
+    """Find the step size where ``is_stable`` switches from True to False, from below.
+
+    Parameters
+    ----------
+    is_stable : callable alpha -> bool
+        The verdict at one step size (e.g. `is_decaying` of an error curve).
+    low : float
+        A step size known to be stable (e.g. a sufficient step size), > 0.
+    rtol : float
+        Stop once high - low <= rtol * low.
+    growth : float, optional
+        Factor > 1 by which the bracket's upper end grows until it is unstable.
+    max_expansions : int, optional
+        Give up (ValueError) if alpha = low growth^max_expansions is still stable.
+
+    Returns
+    -------
+    Bisection
+
+    Raises
+    ------
+    ValueError
+        If ``low`` is not stable or no unstable step size is found.
+
+    Notes
+    -----
+    Bracket: high = low growth^k for the first unstable k; then bisection in log alpha,
+    mid = sqrt(low high), keeping is_stable(low) and not is_stable(high).
+    """
+    low = check_in_range(low, "low", 0.0, np.inf, low_open=True)
+    rtol = check_in_range(rtol, "rtol", 0.0, 1.0, low_open=True)
+    growth = check_in_range(growth, "growth", 1.0, np.inf, low_open=True)
+    max_expansions = check_positive_int(max_expansions, "max_expansions")
+    if not is_stable(low):
+        raise ValueError(f"low must be a stable step size; got low = {low:g}, which is not")
+    count, high = 1, low * growth
+    while is_stable(high):
+        count += 1
+        if count > max_expansions:
+            raise ValueError(f"no unstable step size up to {high:g} = low * growth^"
+                             f"{max_expansions}")
+        low, high = high, high * growth
+    count += 1
+    while high - low > rtol * low:
+        mid = float(np.sqrt(low * high))
+        if is_stable(mid):
+            low = mid
+        else:
+            high = mid
+        count += 1
+    return Bisection(low, high, count)

@@ -1,0 +1,238 @@
+"""Tests for ptdlib.stability: the mean-path map against the engine and the exact symbolic
+Jacobian, the quotient tangent space, the affine drift, the thresholds and the bisection."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ptdlib import problems, simulate, stability, subspace, symbolic, theory
+
+
+@pytest.fixture(scope="module")
+def planted() -> problems.Problem:
+    return problems.shared_subspace_problem(5, 10, 5, 2, heterogeneity=0.5, rng=3)
+
+
+@pytest.fixture(scope="module")
+def walkthrough() -> tuple[symbolic.PlantedInstance, problems.Problem]:
+    """The symbolic d = 2, r = 1 instance as a Problem with the same B* and heads (not -B*)."""
+    instance = symbolic.walkthrough_instance()
+    arrays = instance.to_numpy()
+    problem = problems.Problem.from_arrays(arrays["P"], arrays["rewards"], arrays["features"],
+                                           rank=1)
+    return instance, dataclasses.replace(problem, B_star=arrays["B_star"],
+                                         heads_star=arrays["heads_star"])
+
+
+# ------------------------------------------------------------------ the map
+
+def test_mean_path_step_is_the_engines_expected_mode(planted) -> None:
+    B0 = subspace.haar_orthonormal(planted.dim, 2, 7)
+    for rebase in (False, True):
+        trace = simulate.run(planted, steps=25, step_size=0.4, seeds=[0], sampling="expected",
+                             init_subspace=B0, record_every=25, rebase_heads=rebase, c_eta=0.5,
+                             c_B=2.0)
+        x = stability.MeanPathState(B0, np.zeros((planted.n_agents, 2)),
+                                    np.zeros(planted.n_agents))
+        for _ in range(25):
+            x = stability.mean_path_step(planted, x, 0.4, c_eta=0.5, c_B=2.0,
+                                         rebase_heads=rebase)
+        np.testing.assert_allclose(x.B, trace.B[0], rtol=0, atol=1e-12)
+        np.testing.assert_allclose(x.W, trace.heads[0], rtol=0, atol=1e-12)
+        np.testing.assert_allclose(x.eta, trace.eta[0], rtol=0, atol=1e-12)
+
+
+def test_fixed_point_and_its_orbit_are_fixed(planted) -> None:
+    x = stability.fixed_point(planted)
+    Q = subspace.haar_orthonormal(2, 2, 1)  # any orthogonal Q: (B* Q, W* Q, J) is fixed too
+    for point in (x, stability.MeanPathState(x.B @ Q, x.W @ Q, x.eta)):
+        for rebase in (False, True):
+            y = stability.mean_path_step(planted, point, 1.3, rebase_heads=rebase)
+            np.testing.assert_allclose(y.B, point.B, atol=1e-12)
+            np.testing.assert_allclose(y.W, point.W, atol=1e-12)
+            np.testing.assert_allclose(y.eta, point.eta, atol=1e-12)
+        assert stability.mean_path_error(planted, point) == pytest.approx(0.0, abs=1e-12)
+
+
+def test_fixed_point_rejects_misspecified_and_subspace_free_problems() -> None:
+    misspecified = problems.shared_subspace_problem(4, 8, 4, 2, heterogeneity=0.5,
+                                                    misspecification=0.3, rng=0)
+    with pytest.raises(ValueError, match="must be a fixed point"):
+        stability.fixed_point(misspecified)
+    no_rank = problems.Problem.from_arrays(misspecified.P, misspecified.rewards,
+                                           misspecified.features)
+    with pytest.raises(ValueError, match="B_star"):
+        stability.fixed_point(no_rank)
+
+
+# ------------------------------------------------------------------ tangent space and Jacobian
+
+@pytest.mark.parametrize(("dim", "rank", "n_agents"), [(2, 1, 2), (5, 2, 4), (6, 3, 3)])
+def test_quotient_basis_is_orthonormal_tangent_and_orthogonal_to_the_orbit(dim, rank,
+                                                                           n_agents) -> None:
+    rng = np.random.default_rng(dim + rank)
+    B = subspace.haar_orthonormal(dim, rank, rng)
+    W = rng.standard_normal((n_agents, rank))
+    C = stability.quotient_basis(B, W)
+    assert C.shape == (dim * rank + n_agents * (rank + 1),
+                       rank * (dim - rank) + n_agents * rank + n_agents)
+    np.testing.assert_allclose(C.T @ C, np.eye(C.shape[1]), atol=1e-12)
+    for column in C.T:  # B part tangent to the Stiefel manifold: B^T dB is skew
+        dB = column[:dim * rank].reshape(dim, rank)
+        np.testing.assert_allclose(B.T @ dB + dB.T @ B, 0.0, atol=1e-12)
+    for k in range(rank):
+        for m in range(k + 1, rank):
+            Omega = np.zeros((rank, rank))
+            Omega[k, m], Omega[m, k] = 1.0, -1.0
+            v = np.concatenate([(B @ Omega).ravel(), (W @ Omega).ravel(), np.zeros(n_agents)])
+            np.testing.assert_allclose(C.T @ v, 0.0, atol=1e-12)
+
+
+@pytest.mark.parametrize("rebase", [False, True])
+@pytest.mark.parametrize("c_eta", [1.0, 0.25])
+def test_jacobian_matches_the_exact_symbolic_jacobian(walkthrough, rebase, c_eta) -> None:
+    instance, problem = walkthrough
+    spectrum = symbolic.mean_path_spectrum(symbolic.mean_path_map(instance, c_eta=c_eta,
+                                                                  rebase_heads=rebase))
+    u_star = float(np.arctan2(problem.B_star[1, 0], problem.B_star[0, 0]))
+    for alpha in (0.3, 1.7):
+        jac = stability.mean_path_jacobian(problem, alpha, c_eta=c_eta, rebase_heads=rebase)
+        # The chart's coordinates are (u, w, eta) with dB = (-sin u*, cos u*) du; our basis
+        # columns are those unit directions up to sign: flip each to the chart's.
+        reference = np.zeros_like(jac.basis)  # ambient (B (2), w (N), eta (N)) x chart
+        reference[:2, 0] = [-np.sin(u_star), np.cos(u_star)]
+        reference[2:, 1:] = np.eye(reference.shape[1] - 1)
+        D = np.diag(np.sign(np.sum(jac.basis * reference, axis=0)))
+        exact = np.array(spectrum.jacobian.subs(spectrum.alpha, alpha).evalf(17).tolist(),
+                         dtype=float)
+        # central differences, h = 1e-6: O(h^2) truncation + O(1e-16 / h) round-off
+        np.testing.assert_allclose(D @ jac.jacobian @ D, exact, rtol=0, atol=1e-7)
+    assert jac.critical_step_size == pytest.approx(spectrum.critical_step_size, rel=1e-7)
+    assert jac.block_critical_step_size == pytest.approx(spectrum.critical_step_size_uw, rel=1e-7)
+    assert jac.gain_critical_step_size == pytest.approx(2.0 / c_eta, rel=1e-9)
+
+
+def test_jacobian_is_affine_in_alpha_with_a_decoupled_gain_block(planted) -> None:
+    small, large = (stability.mean_path_jacobian(planted, a, c_eta=0.3) for a in (0.2, 5.0))
+    np.testing.assert_allclose(small.drift, large.drift, rtol=0, atol=1e-7)
+    N, nb = planted.n_agents, small.n_block
+    np.testing.assert_allclose(small.drift[nb:, nb:], -0.3 * np.eye(N), atol=1e-8)
+    np.testing.assert_allclose(small.drift[nb:, :nb], 0.0, atol=1e-8)
+    assert nb == 2 * (planted.dim - 2) + 2 * N
+    assert small.critical_step_size == pytest.approx(
+        min(2 / 0.3, small.block_critical_step_size), rel=1e-9)
+
+
+def test_thresholds_and_radius_follow_the_eigenvalues(planted) -> None:
+    jac = stability.mean_path_jacobian(planted)
+    lam = jac.eigenvalues
+    assert np.all(lam.real < 0)
+    crit = jac.critical_step_size
+    assert crit == pytest.approx(float(np.min(-2 * lam.real / np.abs(lam) ** 2)), rel=1e-12)
+    assert jac.spectral_radius(crit) == pytest.approx(1.0, abs=1e-9)
+    assert jac.spectral_radius(0.9 * crit) < 1 < jac.spectral_radius(1.1 * crit)
+    np.testing.assert_allclose(jac.spectral_radius(np.array([0.0, crit])), [1.0, 1.0], atol=1e-9)
+    assert 0 < jac.sufficient_step_size <= crit
+    assert 0 < jac.block_sufficient_step_size <= jac.block_critical_step_size
+    # the sufficient step's promise: ||I + alpha M||_2 <= sqrt(1 - alpha omega)
+    a, omega = jac.block_sufficient_step_size, theory.negative_definiteness_margin(jac.block_drift)
+    M = jac.block_drift
+    assert np.linalg.norm(np.eye(len(M)) + a * M, 2) <= np.sqrt(1 - a * omega) + 1e-12
+
+
+# ------------------------------------------------------------------ curves and bisection
+
+def test_local_iteration_is_stable_exactly_below_the_block_threshold(planted) -> None:
+    crit = stability.mean_path_jacobian(planted).block_critical_step_size
+
+    def stable(a: float) -> bool:
+        return stability.is_decaying(stability.mean_path_error_curve(
+            planted, a, steps=800, perturbation=1e-7, rng=0, gains=False))
+
+    found = stability.bisect_threshold(stable, 0.25 * crit, rtol=1e-2)
+    # The bracket holds crit: 1% away from it the binding mode has |rho - 1| of order 1e-2 and
+    # the windows of is_decaying are 400 steps apart, so rho^400 is far from 1 either way.
+    assert found.low <= crit <= found.high
+    assert found.high - found.low <= 1e-2 * found.low
+
+
+def test_error_curve_stops_early_when_unstable_and_keeps_gains_at_J(planted) -> None:
+    crit = stability.mean_path_jacobian(planted).critical_step_size  # gain-limited: 2
+    errors = stability.mean_path_error_curve(planted, 1.2 * crit, steps=400, perturbation=1e-6,
+                                             rng=1)
+    assert np.isinf(errors[-1]) and np.isfinite(errors[0])
+    assert not stability.is_decaying(errors)
+    kept = stability.mean_path_error_curve(planted, 1.2 * crit, steps=400, perturbation=1e-6,
+                                           rng=1, gains=False)
+    assert stability.is_decaying(kept)  # below the (B, W) threshold the gains at J stay put
+
+
+@given(rho=st.floats(0.5, 1.5), amplitude=st.floats(1e-3, 1e3))
+@settings(max_examples=40, deadline=None)
+def test_is_decaying_tells_geometric_decay_from_growth(rho, amplitude) -> None:
+    t = np.arange(401)
+    curve = amplitude * rho**t * (1.0 + 0.3 * np.cos(0.7 * t) ** 2)  # an oscillating envelope
+    if abs(rho - 1) > 0.01:  # rho^(200) vs the oscillation factor 1.3
+        assert stability.is_decaying(curve) == (rho < 1)
+
+
+def test_is_decaying_edge_cases() -> None:
+    assert stability.is_decaying(np.r_[1.0, np.full(30, 1e-12)])  # reached round-off
+    assert not stability.is_decaying(np.r_[np.ones(25), np.inf])
+    with pytest.raises(ValueError, match="at least 20"):
+        stability.is_decaying(np.ones(5))
+
+
+def test_linear_error_curve_is_the_power_of_one_plus_alpha_lambda() -> None:
+    errors = stability.linear_error_curve([[-0.5]], 1.5, [2.0], 10)
+    np.testing.assert_allclose(errors, 2.0 * 0.25 ** np.arange(11), rtol=1e-14)
+    A = np.stack([np.diag([-1.0, -0.1]), np.diag([-2.0, -0.5])])
+    assert np.isinf(stability.linear_error_curve(A, 1.1, np.ones((2, 2)), 4000)[-1])
+    alpha_crit = float(np.min(theory.critical_step_size(A)))
+    found = stability.bisect_threshold(
+        lambda a: stability.is_decaying(stability.linear_error_curve(A, a, np.ones((2, 2)), 2000)),
+        0.1, rtol=1e-3)
+    assert found.low <= alpha_crit <= found.high
+
+
+def test_bisection_brackets_a_known_switch_and_counts_evaluations() -> None:
+    calls = []
+
+    def stable(a: float) -> bool:
+        calls.append(a)
+        return a < 3.7
+
+    found = stability.bisect_threshold(stable, 0.5, rtol=1e-4)
+    assert found.low < 3.7 <= found.high and found.high - found.low <= 1e-4 * found.low
+    assert found.evaluations == len(calls)
+    assert found.threshold == pytest.approx(3.7, rel=1e-4)
+    with pytest.raises(ValueError, match="low must be a stable"):
+        stability.bisect_threshold(stable, 5.0, rtol=1e-3)
+    with pytest.raises(ValueError, match="no unstable step size"):
+        stability.bisect_threshold(lambda a: True, 1.0, rtol=1e-3, max_expansions=5)
+
+
+@pytest.mark.parametrize(("call", "match"), [
+    (lambda p, x: stability.mean_path_step(p, x, 0.0), "alpha"),
+    (lambda p, x: stability.mean_path_step(p, x, 0.1, c_eta=0.0), "c_eta"),
+    (lambda p, x: stability.mean_path_step(p, x, 0.1, c_B=-1.0), "c_B"),
+    (lambda p, x: stability.mean_path_jacobian(p, fd_step=0.5), "fd_step"),
+    (lambda p, x: stability.mean_path_jacobian(p, alpha=-1.0), "alpha"),
+    (lambda p, x: stability.mean_path_error_curve(p, 1.0, steps=0, perturbation=1e-6, rng=0),
+     "steps"),
+    (lambda p, x: stability.mean_path_error_curve(p, 1.0, steps=5, perturbation=1.0, rng=0),
+     "perturbation"),
+    (lambda p, x: stability.linear_error_curve(p.A, 0.0, np.zeros(p.dim), 3), "alpha"),
+    (lambda p, x: stability.bisect_threshold(lambda a: True, 1.0, rtol=0.0), "rtol"),
+    (lambda p, x: stability.bisect_threshold(lambda a: True, 1.0, rtol=0.1, growth=1.0),
+     "growth"),
+])
+def test_bad_arguments_raise_naming_the_argument(planted, call, match) -> None:
+    x = stability.fixed_point(planted)
+    with pytest.raises(ValueError, match=match):
+        call(planted, x)
