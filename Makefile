@@ -40,4 +40,4 @@ sweep-showcase: $(STAMP)
 	$(BIN)/ptd sweep sweeps/linear_speedup.yaml
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis sweeps/results

@@ -19,7 +19,7 @@ kernel line            equation                                       steps.py f
 ``_server_step``       B~ = B + c_B alpha (1/N) Phi^T M               `server_average`
 ``BL[i, k, a] += ..``  B^i <- B^i + c_B alpha delta phi(s) w^T        `local_representation_step`
 ``_average_copies``    B~ = (1/N) sum_i B^i                           `average_local_copies`
-``qr_retract``         B~ = Q R, diag R > 0; then w <- R w if rebase  `retraction_step`
+``_retract``           B~ = Q R, diag R > 0; then w <- R w if rebase  `retraction_step`
 ``theta[i, a] += ..``  theta <- theta + alpha delta phi(s)            `local_td_step`
 ``_average_thetas``    theta^i <- (1/N) sum_j theta^j                 `fedtd_average`
 ``_project_thetas``    Theta <- U_r U_r^T Theta (truncated SVD)       `lowrank_projection`
@@ -72,6 +72,8 @@ _EPS = float(np.finfo(np.float64).eps)
 #: Reassociation and contraction let LLVM vectorise the inner products; no 'nnan'/'ninf'.
 _FAST = {"reassoc", "contract", "arcp", "nsz"}
 _jit = njit(cache=True, fastmath=_FAST)
+#: Small helpers inlined into the caller's IR (numba inline="always"): factoring costs no call.
+_inline = njit(cache=True, fastmath=_FAST, inline="always")
 
 
 @njit(cache=True)  # exact IEEE arithmetic: the draw must match markov.sample_next_states
@@ -207,9 +209,24 @@ def _rebase(w: np.ndarray, R: np.ndarray, threshold: float) -> bool:
     return ok
 
 
+@_inline
+def _retract(BT, R, w, rebase, threshold) -> bool:
+    """Step 7 in place: B^T <- Q^T of B~ = Q R, then w_i <- R w_i if rebase (retraction_step).
+
+    False if B~ is numerically rank-deficient or a re-based head leaves [-threshold, threshold].
+    """
+    ok = qr_retract(BT, R)
+    if rebase:
+        ok &= _rebase(w, R, threshold)
+    return ok
+
+
 @_jit
-def record_shared(BT, w, eta, theta_star, J, rel_weight, out) -> None:
-    """Metrics of a shared-representation state, theta_i = B w_i, from BT = B^T (rank x dim)."""
+def record_shared(BT, w, eta, theta_star, J, rel_weight, out, snapshot) -> None:
+    """Metrics of a shared-representation state, theta_i = B w_i, from BT = B^T (rank x dim).
+
+    snapshot (dim x rank) receives B, what the subspace distances are computed from.
+    """
     n_agents, rank = w.shape
     dim = BT.shape[1]
     param = relative = head = gain = 0.0
@@ -232,6 +249,7 @@ def record_shared(BT, w, eta, theta_star, J, rel_weight, out) -> None:
     out[RELATIVE] = relative
     out[HEAD] = head / n_agents
     out[GAIN] = gain / n_agents
+    snapshot[:, :] = BT.T
 
 
 @_jit
@@ -374,15 +392,13 @@ def _finish_step(j, t, alpha, rep, BT, w, eta, Phi, M_blocks, touched_blocks, co
     if rep:
         n_touched = _merge_blocks(M_blocks, touched_blocks, counts, M, touched, touched_at, j)
         _server_step(BT, Phi, M, touched, n_touched, c_B * alpha / w.shape[0])
-        ok &= qr_retract(BT, R)
-        if rebase:
-            ok &= _rebase(w, R, threshold)
+        ok &= _retract(BT, R, w, rebase, threshold)
     if not ok:
         return t + 1
     if record_at[j] >= 0:
         g = record_at[j]
-        record_shared(BT, w, eta, theta_star, J, rel_weight, records[g])
-        snapshots[g - rec_offset] = BT.T
+        record_shared(BT, w, eta, theta_star, J, rel_weight, records[g],
+                      snapshots[g - rec_offset])
     return -1
 
 
@@ -502,17 +518,15 @@ def _shared_copies_seed(BT, BL, w, eta, state, Phi, rewards, P_table, mu_table, 
                     ok &= abs(w[i, k]) <= threshold
         if _communicates(t, total_steps, period, algorithm, tau):
             _average_copies(BL, BT)
-            ok &= qr_retract(BT, R)
+            ok &= _retract(BT, R, w, rebase, threshold)
             for i in range(n_agents):
                 BL[i] = BT
-            if rebase:
-                ok &= _rebase(w, R, threshold)
         if not ok:
             return t + 1
         if record_at[j] >= 0:
             g = record_at[j]
-            record_shared(BT, w, eta, theta_star, J, rel_weight, records[g])
-            snapshots[g - rec_offset] = BT.T
+            record_shared(BT, w, eta, theta_star, J, rel_weight, records[g],
+                          snapshots[g - rec_offset])
     return -1
 
 

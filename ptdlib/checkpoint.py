@@ -13,9 +13,10 @@ to an uninterrupted ``simulate.run`` with the same arguments. The file is left i
 end (delete it to start afresh); a checkpoint written by a different run (other problem, seeds
 or options: a fingerprint of all of them is stored) is refused with a ValueError.
 
-The chunk loop mirrors ``simulate._run_sampled`` over the simulator's private building blocks;
-``tests/test_checkpoint.py`` pins the two to the same bits. The mean-path mode
-(``sampling="expected"``) is deterministic and fast, and is not checkpointed.
+The chunk loop is ``simulate._run_sampled``'s with chunks cut at the checkpoints: both advance
+a chunk with ``simulate._advance_chunk``, and ``tests/test_checkpoint.py`` pins the two runs to
+the same bits. The mean-path mode (``sampling="expected"``) is deterministic and fast, and is
+not checkpointed.
 """
 
 from __future__ import annotations
@@ -24,15 +25,12 @@ import hashlib
 import json
 import os
 import tempfile
-import types
 from pathlib import Path
 from typing import Any
 
-import numba
 import numpy as np
 
-from ptdlib import _kernels as kern
-from ptdlib import markov, simulate
+from ptdlib import simulate
 from ptdlib._validation import check_positive_int
 
 __all__ = ["run"]
@@ -83,51 +81,6 @@ def _load(path: Path, fingerprint: str, st: Any, streams: list) -> int:
         return int(saved["t"])
 
 
-def _chunk(problem: Any, cfg: Any, st: Any, arr: Any, tables: Any, buffers: Any,
-           t: int, length: int) -> None:
-    """Iterations t .. t + length - 1 of every seed (the body of simulate._run_sampled)."""
-    S, d = len(cfg.seeds), problem.dim
-    live = st.diverged < 0
-    simulate._fill_draws([tr for tr, _ in buffers.streams], live, length, buffers.uniforms,
-                         normal=False)
-    if arr.sigma > 0:
-        simulate._fill_draws([nz for _, nz in buffers.streams], live, length, buffers.normals,
-                             normal=True)
-    record_at, offset, count = simulate._record_positions(cfg.record_steps, t, length)
-    snapshots = np.full((S, max(count, 1), d, simulate._snapshot_width(cfg, d)), np.nan)
-    common = (arr.Phi, arr.rewards, tables.P, tables.mu, tables.chain,
-              0 if cfg.sampling == "markov" else 1, buffers.uniforms, buffers.normals,
-              arr.sigma, cfg.schedule.values(np.arange(t, t + length)), t)
-    tail = (record_at, offset, arr.theta_star, arr.J, arr.rel_weight, st.records, snapshots)
-    if buffers.by_agents:
-        kern.shared_chunk_by_agents(st.B, st.w, st.eta, st.states, st.diverged, *common,
-                                    cfg.code, cfg.tau, cfg.rebase_heads, cfg.c_eta, cfg.c_B,
-                                    cfg.threshold, *tail)
-    elif cfg.shared:
-        kern.shared_chunk(st.B, st.B_local, st.w, st.eta, st.states, st.diverged, *common,
-                          cfg.steps, cfg.period, cfg.code, cfg.tau, cfg.rebase_heads,
-                          cfg.c_eta, cfg.c_B, cfg.threshold, *tail)
-    else:
-        kern.theta_chunk(st.theta, st.eta, st.states, st.diverged, *common, cfg.steps,
-                         cfg.period, cfg.code, cfg.rank or 1, cfg.c_eta, cfg.threshold, *tail)
-    if count:
-        st.distances[:, :, offset:offset + count] = simulate._subspace_distances(
-            snapshots[:, :count], cfg, problem.B_star)
-
-
-def _buffers(problem: Any, cfg: Any, arr: Any, every: int) -> types.SimpleNamespace:
-    S, N, n = len(cfg.seeds), problem.n_agents, problem.n_states
-    per_step = 1 if cfg.sampling == "markov" else 2
-    length_max = max(1, min(cfg.steps, every, simulate.DRAW_BUDGET // (S * N * per_step)))
-    noisy = arr.sigma > 0
-    return types.SimpleNamespace(
-        streams=[simulate._agent_streams(seed, N, noisy) for seed in cfg.seeds],
-        length_max=length_max, uniforms=np.empty((S, N, length_max, per_step)),
-        normals=np.empty((S, N, length_max if noisy else 0)),
-        by_agents=(cfg.shared and cfg.period == 1 and numba.get_num_threads() > S
-                   and max(n, simulate.AGENT_PARALLEL_MIN) <= N))
-
-
 def run(problem: Any, algorithm: str = "personalized", *, path: str | Path, every: int,
         sampling: str = "markov", **options: Any) -> simulate.Trace:
     """`ptdlib.simulate.run` with a checkpoint at ``path`` every ``every`` iterations.
@@ -170,25 +123,21 @@ def run(problem: Any, algorithm: str = "personalized", *, path: str | Path, ever
     cfg = simulate._configure(problem, algorithm, sampling, full)
     arr = simulate._kernel_arrays(problem)
     st = simulate._initial_state(problem, cfg)
-    tables = simulate._sampling_tables(problem)
-    buffers = _buffers(problem, cfg, arr, every)
+    sampler = simulate._sampler(problem, cfg, arr, min(cfg.steps, every))
     fingerprint = _fingerprint(problem, cfg.algorithm, cfg.sampling, full)
     if path.exists():
-        t = _load(path, fingerprint, st, buffers.streams)
+        t = _load(path, fingerprint, st, sampler.streams)
     else:
         t = 0
         for s in range(len(cfg.seeds)):
             simulate._record_now(st, s, 0, cfg, arr, problem.B_star)
-        if cfg.sampling == "markov":  # s_0 ~ mu_i from the first uniform of each stream
-            u0 = np.array([[g.random() for g in tr] for tr, _ in buffers.streams])
-            st.states[:] = markov.sample_next_states(
-                tables.mu_tables, tables.chain // problem.n_states,
-                tables.chain % problem.n_states, u0)
+        if cfg.sampling == "markov":
+            simulate._draw_initial_states(st, sampler, problem.n_states)
     while t < cfg.steps:
         # Chunks end on multiples of `every`, where the state is saved.
-        length = min(buffers.length_max, every - t % every, cfg.steps - t)
-        _chunk(problem, cfg, st, arr, tables, buffers, t, length)
+        length = min(sampler.length_max, every - t % every, cfg.steps - t)
+        simulate._advance_chunk(problem, cfg, st, arr, sampler, t, length)
         t += length
         if t % every == 0 or t == cfg.steps:
-            _save(path, fingerprint, t, st, buffers.streams)
+            _save(path, fingerprint, t, st, sampler.streams)
     return simulate._trace(problem, cfg, st, arr, full["step_size"])

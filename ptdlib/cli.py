@@ -28,6 +28,9 @@ The notebook protocol
    A notebook whose checks fail (AssertionError with a written summary) is swapped in and marked
    failed; a notebook that errors otherwise, or a run interrupted midway, leaves the previous
    report untouched. Finally ``index.html``, ``README.md`` and ``manifest.json`` are rebuilt.
+5. A run killed outright (SIGKILL) cannot clean up, so the next ``ptd run`` first removes the
+   staging folders ``.staging-*`` and ``swap_in``'s backups ``.old-*`` left in the reports folder.
+   Not supported: two ``ptd run`` on one reports folder at once (each removes the other's staging).
 """
 
 from __future__ import annotations
@@ -51,13 +54,15 @@ from tqdm import tqdm
 
 from ptdlib import checks, notebook_params, reports
 
-__all__ = ["RunPlan", "RunResult", "main", "plan_run", "resolve_notebooks", "run_notebook"]
+__all__ = ["RunPlan", "RunResult", "main", "plan_run", "remove_stale_folders",
+           "resolve_notebooks", "run_notebook"]
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 KERNEL_NAME = "python3"
 # The kernel's own log (e.g. ipykernel's TCP-transport notice) is noise in a batch run;
 # errors still show.
 KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=ERROR"]
+STAGING_PREFIX = ".staging-"
 
 
 class BadInput(Exception):
@@ -134,14 +139,25 @@ def plan_run(notebook: Path, profile: str, overrides: Sequence[tuple[str, str]])
     return RunPlan(notebook, profile, {**values, **given}, given)
 
 
-def _execute(plan: RunPlan, staging: Path) -> None:
+def _execute(plan: RunPlan, staging: Path, root: Path) -> None:
     """Run the notebook with papermill inside ``staging``, writing ``<stem>.ipynb`` there."""
     import papermill  # deferred: a slow import that only `ptd run` needs
 
-    papermill.execute_notebook(
-        str(plan.notebook), str(staging / f"{plan.stem}.ipynb"),
-        parameters={**plan.parameters, "output_dir": "."}, kernel_name=KERNEL_NAME,
-        cwd=str(staging), progress_bar=False, log_output=False, extra_arguments=KERNEL_ARGUMENTS)
+    # The kernel inherits this environment: PTD_ROOT lets the notebook resolve project-relative
+    # parameters (`sweep.store_path`) although it runs inside the staging folder.
+    previous = os.environ.get("PTD_ROOT")
+    os.environ["PTD_ROOT"] = str(root)
+    try:
+        papermill.execute_notebook(
+            str(plan.notebook), str(staging / f"{plan.stem}.ipynb"),
+            parameters={**plan.parameters, "output_dir": "."}, kernel_name=KERNEL_NAME,
+            cwd=str(staging), progress_bar=False, log_output=False,
+            extra_arguments=KERNEL_ARGUMENTS)
+    finally:
+        if previous is None:
+            del os.environ["PTD_ROOT"]
+        else:
+            os.environ["PTD_ROOT"] = previous
 
 
 def _finish_notebook(executed: Path, plan: RunPlan, root: Path) -> None:
@@ -190,14 +206,14 @@ def run_notebook(plan: RunPlan, reports_dir: Path, root: Path,
     ``provenance`` holds ``git_commit`` and ``ptdlib_sha256``, computed once per run.
     """
     reports_dir.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=reports_dir, prefix=f".staging-{plan.stem}-"))
+    staging = Path(tempfile.mkdtemp(dir=reports_dir, prefix=f"{STAGING_PREFIX}{plan.stem}-"))
     started = datetime.now(UTC).isoformat(timespec="seconds")
     start = time.perf_counter()
     try:
         error: Exception | None = None
         executed = staging / f"{plan.stem}.ipynb"
         try:
-            _execute(plan, staging)
+            _execute(plan, staging, root)
         except Exception as exc:  # papermill's cell errors, a dead kernel, a missing kernel...
             error = exc
         wall = time.perf_counter() - start
@@ -222,6 +238,20 @@ def run_notebook(plan: RunPlan, reports_dir: Path, root: Path,
         return RunResult(plan.stem, status, message, wall)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def remove_stale_folders(reports_dir: Path) -> list[Path]:
+    """Remove the staging and backup folders that a killed ``ptd run`` left in ``reports_dir``.
+
+    Only folders named with the runner's prefixes (``.staging-``, ``.old-``) are removed; files,
+    symbolic links and every other name are left alone. Returns the removed folders, sorted.
+    """
+    stale = sorted(path for prefix in (STAGING_PREFIX, reports.BACKUP_PREFIX)
+                   for path in reports_dir.glob(f"{prefix}*")
+                   if path.is_dir() and not path.is_symlink())
+    for path in stale:
+        shutil.rmtree(path)
+    return stale
 
 
 def git_commit(root: Path) -> str:
@@ -255,6 +285,11 @@ def command_run(args: argparse.Namespace, root: Path) -> int:
     _check_kernel()
     provenance = {"git_commit": git_commit(root),
                   "ptdlib_sha256": reports.ptdlib_source_hash(reports.package_dir_for(root))}
+    # Only after every check, so that bad input leaves the reports folder as it was.
+    stale = remove_stale_folders(reports_dir)
+    if stale:
+        print(f"removed {len(stale)} folders left by an interrupted run: "
+              f"{', '.join(p.name for p in stale)}")
     start = time.perf_counter()
     results = []
     for plan in tqdm(plans, desc="notebooks", unit="nb", disable=None):

@@ -14,8 +14,10 @@ literal assignments, one per line, with the help text as a trailing comment::
 Each default fixes the parameter's *kind*: ``int``, ``float``, ``bool``, ``str`` or a list of one
 of them (``list[int]``); ``None``, dicts, tuples, annotations and expressions are not allowed
 (papermill cannot inject them faithfully and the runner could not type-check them). ``seed``
-(int) and ``output_dir`` (str, default ``""``) are required. The paper profile
-``notebooks/params/<stem>.paper.yaml`` maps names to values.
+(int) and ``output_dir`` (str, default ``""``) are required. Papermill reads the cell with its own
+line parser, which skips any line holding a second ``=`` (as in a help comment ``# N = 4r``), so
+the hygiene check :func:`notebook_problems` asks that parser to recognise every parameter. The
+paper profile ``notebooks/params/<stem>.paper.yaml`` maps names to values.
 
 A value is accepted for a kind by :func:`coerce_value`: ``bool`` takes only true/false; ``int``
 takes integers only (not 3.0, not true); ``float`` takes integers and floats (finite), and a
@@ -325,6 +327,33 @@ def _text_problems(where: str, obj: Any) -> list[str]:
     return []
 
 
+def _assignment_lines(source: str) -> dict[str, int]:
+    """The line of each ``name = literal`` of a cell that :func:`parse_parameters` accepted."""
+    return {node.targets[0].id: node.lineno for node in ast.parse(source).body}
+
+
+def _papermill_problems(source: str, parameters: Mapping[str, Parameter]) -> list[str]:
+    """Parameters that papermill's own parser does not recognise in the cell ``source``.
+
+    Papermill still injects them, but warns "Passed unknown parameter" and leaves them out of
+    ``papermill --help-notebook``.
+    """
+    # Deferred: papermill is a slow import that notebooks using NotebookOutput do not need.
+    from papermill.translators import PythonTranslator
+
+    recognised = {p.name for p in PythonTranslator.inspect({"source": source})}
+    lines = _assignment_lines(source)
+    problems = []
+    for name, parameter in parameters.items():
+        if name in recognised:
+            continue
+        why = ("its comment contains '='; reword the comment" if "=" in parameter.help else
+               "papermill reads one `name = value  # help` per line with no other '='")
+        problems.append(f"parameters cell line {lines[name]}: papermill does not recognise "
+                        f"parameter {name!r} ({why})")
+    return problems
+
+
 def _parameters_problems(nb: nbformat.NotebookNode) -> list[str]:
     cells = _parameters_cells(nb)
     if len(cells) != 1:
@@ -338,15 +367,16 @@ def _parameters_problems(nb: nbformat.NotebookNode) -> list[str]:
                 if name not in parameters or parameters[name].kind != kind]
     if "output_dir" in parameters and parameters["output_dir"].default != "":
         problems.append("output_dir must default to \"\" (the runner sets it)")
-    return problems
+    return problems + _papermill_problems(cells[0].source, parameters)
 
 
 def notebook_problems(path: str | Path, *, profile: str | Path | None = None) -> list[str]:
     """Everything that breaks the notebook conventions (empty list = clean).
 
-    One ``parameters`` cell of flat literals with ``seed`` and ``output_dir``; kernelspec
-    python3; no magics, shell escapes (``!pip``) or ``get_ipython``; no absolute paths in code,
-    prose, outputs or metadata; no error outputs; and, when given, a valid ``profile`` YAML.
+    One ``parameters`` cell of flat literals with ``seed`` and ``output_dir``, each recognised
+    by papermill's parser (no ``=`` in help comments); kernelspec python3; no magics, shell
+    escapes (``!pip``) or ``get_ipython``; no absolute paths in code, prose, outputs or metadata;
+    no error outputs; and, when given, a valid ``profile`` YAML.
     """
     try:
         nb = nbformat.read(str(path), as_version=4)

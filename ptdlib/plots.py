@@ -119,6 +119,29 @@ def _curve(x: ArrayLike, y_by_seed: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
     return x_arr, y_arr
 
 
+def _error_bars(center: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:
+    """(2, n_points) ``yerr`` of ``Axes.errorbar``: how far low lies below and high above center."""
+    return np.vstack([center - low, high - center])
+
+
+def _loglog_points(ax: Axes, x: ArrayLike, y_by_seed: ArrayLike, label: str | None, level: float,
+                   color: str | None) -> tuple[np.ndarray, np.ndarray, ErrorbarContainer]:
+    """Seed means of positive curves as points, with t-interval bars when there are >= 2 seeds.
+
+    Returns the validated x, the seed mean and the points drawn.
+    """
+    x_arr, y_arr = _curve(x, y_by_seed)
+    if np.any(x_arr <= 0) or np.any(y_arr <= 0):
+        raise ValueError("x and y_by_seed must be positive on log-log axes")
+    if y_arr.shape[0] >= 2:
+        interval = mean_t_interval(y_arr, level=level, axis=0)
+        mean, yerr = interval.mean, _error_bars(interval.mean, interval.low, interval.high)
+    else:
+        mean, yerr = y_arr[0], None
+    points = ax.errorbar(x_arr, mean, yerr=yerr, fmt="o", color=color, label=label, capsize=3)
+    return x_arr, mean, points
+
+
 def plot_mean_ci(ax: Axes | None, x: ArrayLike, y_by_seed: ArrayLike, label: str | None = None,
                  *, level: float = 0.95, color: str | None = None) -> MeanCIArtists:
     """Seed-mean curve with a Student-t confidence band.
@@ -190,16 +213,7 @@ def plot_loglog_fit(ax: Axes | None, x: ArrayLike, y_by_seed: ArrayLike,
     fit line: y = exp(intercept) x^slope over [min x, max x].
     """
     ax = _axes(ax)
-    x_arr, y_arr = _curve(x, y_by_seed)
-    if np.any(x_arr <= 0) or np.any(y_arr <= 0):
-        raise ValueError("x and y_by_seed must be positive on log-log axes")
-    if y_arr.shape[0] >= 2:
-        interval = mean_t_interval(y_arr, level=level, axis=0)
-        mean, yerr = interval.mean, np.vstack([interval.mean - interval.low,
-                                               interval.high - interval.mean])
-    else:
-        mean, yerr = y_arr[0], None
-    points = ax.errorbar(x_arr, mean, yerr=yerr, fmt="o", color=color, label=label, capsize=3)
+    x_arr, mean, points = _loglog_points(ax, x, y_by_seed, label, level, color)
     slope, intercept = (fit.slope, fit.intercept) if fit else loglog_slope(x_arr, mean)
     ends = np.array([x_arr.min(), x_arr.max()])
     (fit_line,) = ax.plot(ends, np.exp(intercept) * ends**slope, "-",
@@ -620,7 +634,7 @@ def plot_points_ci(ax: Axes | None, x: ArrayLike, y_by_seed: ArrayLike,
     ax = _axes(ax)
     x_arr, y_arr = _curve(x, y_by_seed)
     interval = mean_t_interval(y_arr, level=level, axis=0)
-    yerr = np.vstack([interval.mean - interval.low, interval.high - interval.mean])
+    yerr = _error_bars(interval.mean, interval.low, interval.high)
     points = ax.errorbar(x_arr, interval.mean, yerr=yerr, fmt="o-", color=color, label=label,
                          capsize=3, markersize=5)
     if label is not None:
@@ -739,17 +753,8 @@ def plot_inverse_law_fit(ax: Axes | None, x: ArrayLike, y_by_seed: ArrayLike,
     when c > 0, as the axes are logarithmic).
     """
     ax = _axes(ax)
-    x_arr, y_arr = _curve(x, y_by_seed)
-    if np.any(x_arr <= 0) or np.any(y_arr <= 0):
-        raise ValueError("x and y_by_seed must be positive on log-log axes")
     n_grid = check_positive_int(n_grid, "n_grid", minimum=2)
-    if y_arr.shape[0] >= 2:
-        interval = mean_t_interval(y_arr, level=level, axis=0)
-        mean, yerr = interval.mean, np.vstack([interval.mean - interval.low,
-                                               interval.high - interval.mean])
-    else:
-        mean, yerr = y_arr[0], None
-    points = ax.errorbar(x_arr, mean, yerr=yerr, fmt="o", color=color, label=label, capsize=3)
+    x_arr, _, points = _loglog_points(ax, x, y_by_seed, label, level, color)
     tint = points.lines[0].get_color()
     grid = np.geomspace(x_arr.min(), x_arr.max(), n_grid)
     ci = f"{100 * fit.level:.0f}% CI"
@@ -819,7 +824,7 @@ def plot_proportions(ax: Axes | None, x: ArrayLike, successes: Mapping[str, Arra
             raise ValueError(f"successes[{label!r}] must have the shape of x {x_arr.shape}; got "
                              f"{k_arr.shape}")
         interval = proportion_interval(k_arr, trials, level=level)
-        yerr = np.vstack([interval.p - interval.low, interval.high - interval.p])
+        yerr = _error_bars(interval.p, interval.low, interval.high)
         shift = dodge ** (index - (len(successes) - 1) / 2)
         curves[label] = ax.errorbar(x_arr * shift, interval.p, yerr=yerr, fmt="o-", capsize=3,
                                     markersize=4, label=label)
@@ -863,9 +868,8 @@ def plot_estimates_ci(ax: Axes | None, x: ArrayLike, estimate: ArrayLike, low: A
     if np.any(lo > est) or np.any(hi < est):
         raise ValueError("need low <= estimate <= high at every point")
     shown = np.isfinite(est)
-    below, above = est - lo, hi - est
-    yerr = np.vstack([np.where(np.isfinite(below), below, 0.0),
-                      np.where(np.isfinite(above), above, 0.0)])[:, shown]
+    bars = _error_bars(est, lo, hi)
+    yerr = np.where(np.isfinite(bars), bars, 0.0)[:, shown]  # an infinite bound: no half-bar
     points = ax.errorbar(x_arr[shown], est[shown], yerr=yerr, fmt="o-", color=color, label=label,
                          capsize=3, markersize=5)
     if label is not None:

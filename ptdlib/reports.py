@@ -47,6 +47,8 @@ __all__ = [
 ]
 
 SUMMARY = "summary.json"
+#: swap_in keeps the report it replaces as ``.old-<stem>-<hex>`` until the swap is done.
+BACKUP_PREFIX = ".old-"
 INDEX = "index.html"
 README = "README.md"
 MANIFEST = "manifest.json"
@@ -97,7 +99,7 @@ class NotebookOutput:
 
 def swap_in(staging: Path, target: Path) -> None:
     """Replace the folder ``target`` by the complete folder ``staging`` (same file system)."""
-    backup = target.with_name(f".old-{target.name}-{uuid.uuid4().hex}")
+    backup = target.with_name(f"{BACKUP_PREFIX}{target.name}-{uuid.uuid4().hex}")
     had_target = target.exists()
     if had_target:
         os.rename(target, backup)

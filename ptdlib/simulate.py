@@ -481,8 +481,7 @@ def _record_now(st: _State, s: int, g: int, cfg: _Config, arr: types.SimpleNames
     snapshot = np.full((1, 1, arr.Phi.shape[1], _snapshot_width(cfg, arr.Phi.shape[1])), np.nan)
     if cfg.shared:
         kern.record_shared(np.ascontiguousarray(st.B[s].T), st.w[s], st.eta[s], arr.theta_star,
-                           arr.J, arr.rel_weight, st.records[s, g])
-        snapshot[0, 0] = st.B[s]
+                           arr.J, arr.rel_weight, st.records[s, g], snapshot[0, 0])
     else:
         kern.record_theta(st.theta[s], st.eta[s], arr.theta_star, arr.J, arr.rel_weight,
                           cfg.code, st.records[s, g], snapshot[0, 0])
@@ -519,51 +518,81 @@ def _sampling_tables(problem: Any) -> types.SimpleNamespace:
         mu_tables=mu_tables)
 
 
-def _run_sampled(problem: Any, cfg: _Config, st: _State, arr: types.SimpleNamespace) -> None:
-    """Markov or i.i.d. sampling: bulk draws per chunk, then a compiled kernel consumes them."""
-    S, N, n, d = len(cfg.seeds), problem.n_agents, problem.n_states, problem.dim
+def _sampler(problem: Any, cfg: _Config, arr: types.SimpleNamespace,
+             longest: int) -> types.SimpleNamespace:
+    """What every chunk of a sampled run shares: alias tables, agent streams, draw buffers.
+
+    Chunks hold at most ``longest`` iterations and at most ``DRAW_BUDGET`` numbers per buffer;
+    ``by_agents`` says which kernel advances them (module docstring, "Speed and memory").
+    """
+    S, N, n = len(cfg.seeds), problem.n_agents, problem.n_states
     per_step = 1 if cfg.sampling == "markov" else 2
     noisy = arr.sigma > 0
-    tables = _sampling_tables(problem)
-    streams = [_agent_streams(seed, N, noisy) for seed in cfg.seeds]
-    if cfg.sampling == "markov":  # s_0 ~ mu_i from the first uniform of the agent's stream
-        u0 = np.array([[g.random() for g in transitions] for transitions, _ in streams])
-        st.states[:] = markov.sample_next_states(tables.mu_tables, tables.chain // n,
-                                                 tables.chain % n, u0)
-    length_max = max(1, min(cfg.steps, DRAW_BUDGET // (S * N * per_step)))
-    uniforms = np.empty((S, N, length_max, per_step))
-    normals = np.empty((S, N, length_max if noisy else 0))
-    # Fewer seeds than threads and many agents: parallel over blocks of agents, not seeds.
-    by_agents = (cfg.shared and cfg.period == 1 and numba.get_num_threads() > S
-                 and max(n, AGENT_PARALLEL_MIN) <= N)
+    length_max = max(1, min(longest, DRAW_BUDGET // (S * N * per_step)))
+    return types.SimpleNamespace(
+        tables=_sampling_tables(problem),
+        streams=[_agent_streams(seed, N, noisy) for seed in cfg.seeds],
+        length_max=length_max, uniforms=np.empty((S, N, length_max, per_step)),
+        normals=np.empty((S, N, length_max if noisy else 0)),
+        # Fewer seeds than threads and many agents: parallel over blocks of agents, not seeds.
+        by_agents=(cfg.shared and cfg.period == 1 and numba.get_num_threads() > S
+                   and max(n, AGENT_PARALLEL_MIN) <= N))
+
+
+def _draw_initial_states(st: _State, sampler: types.SimpleNamespace, n_states: int) -> None:
+    """Markov s_0 ~ mu_i, from the first uniform of each agent's state stream."""
+    tables = sampler.tables
+    u0 = np.array([[g.random() for g in transitions] for transitions, _ in sampler.streams])
+    st.states[:] = markov.sample_next_states(tables.mu_tables, tables.chain // n_states,
+                                             tables.chain % n_states, u0)
+
+
+def _advance_chunk(problem: Any, cfg: _Config, st: _State, arr: types.SimpleNamespace,
+                   sampler: types.SimpleNamespace, t: int, length: int) -> None:
+    """Iterations t .. t + length - 1 of every live seed: one chunk of a sampled run.
+
+    Draws the chunk's uniforms (and reward normals) of the live seeds, lets one compiled kernel
+    consume them (updating ``st`` in place and filling the records that fall in the chunk), then
+    computes the subspace distances of those records from the kernel's snapshots.
+    """
+    S, d = len(cfg.seeds), problem.dim
+    live = st.diverged < 0
+    _fill_draws([tr for tr, _ in sampler.streams], live, length, sampler.uniforms, normal=False)
+    if arr.sigma > 0:
+        _fill_draws([nz for _, nz in sampler.streams], live, length, sampler.normals,
+                    normal=True)
+    record_at, offset, count = _record_positions(cfg.record_steps, t, length)
+    snapshots = np.full((S, max(count, 1), d, _snapshot_width(cfg, d)), np.nan)
+    tables = sampler.tables
+    common = (arr.Phi, arr.rewards, tables.P, tables.mu, tables.chain,
+              0 if cfg.sampling == "markov" else 1, sampler.uniforms, sampler.normals,
+              arr.sigma, cfg.schedule.values(np.arange(t, t + length)), t)
+    tail = (record_at, offset, arr.theta_star, arr.J, arr.rel_weight, st.records, snapshots)
+    if sampler.by_agents:
+        kern.shared_chunk_by_agents(st.B, st.w, st.eta, st.states, st.diverged, *common,
+                                    cfg.code, cfg.tau, cfg.rebase_heads, cfg.c_eta, cfg.c_B,
+                                    cfg.threshold, *tail)
+    elif cfg.shared:
+        kern.shared_chunk(st.B, st.B_local, st.w, st.eta, st.states, st.diverged, *common,
+                          cfg.steps, cfg.period, cfg.code, cfg.tau, cfg.rebase_heads,
+                          cfg.c_eta, cfg.c_B, cfg.threshold, *tail)
+    else:
+        kern.theta_chunk(st.theta, st.eta, st.states, st.diverged, *common, cfg.steps,
+                         cfg.period, cfg.code, cfg.rank or 1, cfg.c_eta, cfg.threshold, *tail)
+    if count:
+        st.distances[:, :, offset:offset + count] = _subspace_distances(
+            snapshots[:, :count], cfg, problem.B_star)
+
+
+def _run_sampled(problem: Any, cfg: _Config, st: _State, arr: types.SimpleNamespace) -> None:
+    """Markov or i.i.d. sampling: bulk draws per chunk, then a compiled kernel consumes them."""
+    sampler = _sampler(problem, cfg, arr, cfg.steps)
+    if cfg.sampling == "markov":
+        _draw_initial_states(st, sampler, problem.n_states)
     progress = _progress_bar(cfg, cfg.steps)
-    for t in range(0, cfg.steps, length_max):
-        length = min(length_max, cfg.steps - t)
-        live = st.diverged < 0
-        _fill_draws([tr for tr, _ in streams], live, length, uniforms, normal=False)
-        if noisy:
-            _fill_draws([nz for _, nz in streams], live, length, normals, normal=True)
-        record_at, offset, count = _record_positions(cfg.record_steps, t, length)
-        snapshots = np.full((S, max(count, 1), d, _snapshot_width(cfg, d)), np.nan)
-        common = (arr.Phi, arr.rewards, tables.P, tables.mu, tables.chain,
-                  0 if cfg.sampling == "markov" else 1, uniforms, normals, arr.sigma,
-                  cfg.schedule.values(np.arange(t, t + length)), t)
-        tail = (record_at, offset, arr.theta_star, arr.J, arr.rel_weight, st.records, snapshots)
-        if by_agents:
-            kern.shared_chunk_by_agents(st.B, st.w, st.eta, st.states, st.diverged, *common,
-                                        cfg.code, cfg.tau, cfg.rebase_heads, cfg.c_eta, cfg.c_B,
-                                        cfg.threshold, *tail)
-        elif cfg.shared:
-            kern.shared_chunk(st.B, st.B_local, st.w, st.eta, st.states, st.diverged, *common,
-                              cfg.steps, cfg.period, cfg.code, cfg.tau, cfg.rebase_heads,
-                              cfg.c_eta, cfg.c_B, cfg.threshold, *tail)
-        else:
-            kern.theta_chunk(st.theta, st.eta, st.states, st.diverged, *common, cfg.steps,
-                             cfg.period, cfg.code, cfg.rank or 1, cfg.c_eta, cfg.threshold,
-                             *tail)
-        if count:
-            st.distances[:, :, offset:offset + count] = _subspace_distances(
-                snapshots[:, :count], cfg, problem.B_star)
+    for t in range(0, cfg.steps, sampler.length_max):
+        length = min(sampler.length_max, cfg.steps - t)
+        _advance_chunk(problem, cfg, st, arr, sampler, t, length)
         progress.update(length)
     progress.close()
 

@@ -127,6 +127,39 @@ def _percentile_ci(samples: FloatArray, level: float) -> tuple[float, float]:
     return (float(low), float(high))
 
 
+def _check_bootstrap(n_boot: int, level: float) -> tuple[int, float]:
+    """Validate the bootstrap's replicate count (>= 10) and confidence level in (0, 1)."""
+    return (check_positive_int(n_boot, "n_boot", minimum=10),
+            check_in_range(level, "level", 0.0, 1.0, low_open=True, high_open=True))
+
+
+def _bootstrap_means(y_by_seed: FloatArray, n_boot: int, gen: np.random.Generator) -> FloatArray:
+    """(n_boot, n_points) seed means of bootstrap replicates, each drawing seeds with replacement.
+
+    Resampling whole seeds keeps the dependence along each curve.
+    """
+    n_seeds = y_by_seed.shape[0]
+    picks = gen.integers(0, n_seeds, size=(n_boot, n_seeds))
+    return y_by_seed[picks].mean(axis=1)
+
+
+def _ols_slope(u: FloatArray, v: FloatArray) -> FloatArray:
+    """Least-squares slope of v on u, for a curve v (n_points,) or each row of (n, n_points).
+
+    slope = sum_k (u_k - mean u) v_k / sum_k (u_k - mean u)^2.
+    """
+    u_c = u - u.mean()
+    return v @ u_c / (u_c @ u_c)
+
+
+def _as_numeric(values: ArrayLike, name: str) -> FloatArray:
+    """``values`` as a float array, NaN and inf kept (the caller decides), or a ValueError."""
+    try:
+        return np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{name} must be a numeric array; got {type(values).__name__}") from exc
+
+
 def loglog_slope(x: ArrayLike, y: ArrayLike) -> tuple[float, float]:
     """Least-squares ``(slope, intercept)`` of log y against log x.
 
@@ -145,8 +178,7 @@ def loglog_slope(x: ArrayLike, y: ArrayLike) -> tuple[float, float]:
         raise ValueError(f"x and y must be positive, of equal length, with two distinct x; got "
                          f"x {u.shape}, y {v_arr.shape}")
     v = np.log(v_arr)
-    u_c = u - u.mean()
-    slope = float(u_c @ v / (u_c @ u_c))
+    slope = float(_ols_slope(u, v))
     return slope, float(v.mean() - slope * u.mean())
 
 
@@ -172,15 +204,10 @@ def bootstrap_loglog_slope(x: ArrayLike, y_by_seed: ArrayLike, rng: RngLike, *,
     Replicate b: seeds S_b drawn with replacement; slope_b = OLS slope of log mean_{S_b} y on log x.
     """
     x_arr, y_arr = _curves(x, y_by_seed, positive=True)
-    n_boot = check_positive_int(n_boot, "n_boot", minimum=10)
-    level = check_in_range(level, "level", 0.0, 1.0, low_open=True, high_open=True)
+    n_boot, level = _check_bootstrap(n_boot, level)
     slope, intercept = loglog_slope(x_arr, y_arr.mean(axis=0))
-    gen = np.random.default_rng(rng)
-    picks = gen.integers(0, y_arr.shape[0], size=(n_boot, y_arr.shape[0]))
-    log_means = np.log(y_arr[picks].mean(axis=1))  # (n_boot, n_points)
-    u_c = np.log(x_arr) - np.log(x_arr).mean()
-    slopes = log_means @ u_c / (u_c @ u_c)
-    low, high = _percentile_ci(slopes, level)
+    means = _bootstrap_means(y_arr, n_boot, np.random.default_rng(rng))
+    low, high = _percentile_ci(_ols_slope(np.log(x_arr), np.log(means)), level)
     return SlopeFit(slope, intercept, low, high, level, n_boot)
 
 
@@ -237,14 +264,11 @@ def fit_inverse_plus_constant(x: ArrayLike, y_by_seed: ArrayLike, rng: RngLike, 
     x_arr, y_arr = _curves(x, y_by_seed, positive=False)
     if np.any(x_arr <= 0) or np.ptp(x_arr) == 0:
         raise ValueError(f"x must be positive with two distinct values; got {x_arr.tolist()}")
-    n_boot = check_positive_int(n_boot, "n_boot", minimum=10)
-    level = check_in_range(level, "level", 0.0, 1.0, low_open=True, high_open=True)
+    n_boot, level = _check_bootstrap(n_boot, level)
     design = np.column_stack([1.0 / x_arr, np.ones_like(x_arr)])
     pinv = np.linalg.pinv(design)  # (2, n_points): one linear map serves every replicate
     a, c = pinv @ y_arr.mean(axis=0)
-    gen = np.random.default_rng(rng)
-    picks = gen.integers(0, y_arr.shape[0], size=(n_boot, y_arr.shape[0]))
-    coefs = y_arr[picks].mean(axis=1) @ pinv.T  # (n_boot, 2)
+    coefs = _bootstrap_means(y_arr, n_boot, np.random.default_rng(rng)) @ pinv.T  # (n_boot, 2)
     return InverseLawFit(float(a), float(c), _percentile_ci(coefs[:, 0], level),
                          _percentile_ci(coefs[:, 1], level), level, n_boot)
 
@@ -331,15 +355,11 @@ def bootstrap_linear_slope(x: ArrayLike, y_by_seed: ArrayLike, rng: RngLike, *,
     x_arr, y_arr = _curves(x, y_by_seed, positive=False)
     if np.ptp(x_arr) == 0:
         raise ValueError(f"x must have two distinct values; got {x_arr.tolist()}")
-    n_boot = check_positive_int(n_boot, "n_boot", minimum=10)
-    level = check_in_range(level, "level", 0.0, 1.0, low_open=True, high_open=True)
-    u_c = x_arr - x_arr.mean()
+    n_boot, level = _check_bootstrap(n_boot, level)
     mean = y_arr.mean(axis=0)
-    slope = float(u_c @ mean / (u_c @ u_c))
-    gen = np.random.default_rng(rng)
-    picks = gen.integers(0, y_arr.shape[0], size=(n_boot, y_arr.shape[0]))
-    slopes = y_arr[picks].mean(axis=1) @ u_c / (u_c @ u_c)
-    low, high = _percentile_ci(slopes, level)
+    slope = float(_ols_slope(x_arr, mean))
+    means = _bootstrap_means(y_arr, n_boot, np.random.default_rng(rng))
+    low, high = _percentile_ci(_ols_slope(x_arr, means), level)
     return SlopeFit(slope, float(mean.mean() - slope * x_arr.mean()), low, high, level, n_boot)
 
 
@@ -366,11 +386,7 @@ def first_passage_times(t: ArrayLike, y_by_seed: ArrayLike, threshold: float) ->
     tau_s = min{t_k : y_s(t_k) <= threshold}; the answer is only as fine as the records.
     """
     t_arr = as_float_array(t, "t", ndim=1)
-    try:
-        raw = np.asarray(y_by_seed, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"y_by_seed must be a numeric array; got {type(y_by_seed).__name__}") \
-            from exc
+    raw = _as_numeric(y_by_seed, "y_by_seed")
     # NaN marks records after a divergence: allowed (NaN <= threshold is False); inf is not.
     y_arr = as_float_array(np.where(np.isnan(raw), 0.0, raw), "y_by_seed", ndim=2)
     y_arr[np.isnan(raw)] = np.nan
@@ -403,11 +419,7 @@ def fraction_increasing(y_by_seed: ArrayLike, *, floor: float = 0.0) -> float:
     -----
     A curve that contracts at every step has fraction 0.
     """
-    try:
-        y = np.asarray(y_by_seed, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"y_by_seed must be a numeric array; got {type(y_by_seed).__name__}") \
-            from exc
+    y = _as_numeric(y_by_seed, "y_by_seed")
     if y.ndim != 2 or y.shape[1] < 2:
         raise ValueError(f"y_by_seed must be (n_seeds, n_points) with n_points >= 2; got shape "
                          f"{y.shape}")
@@ -609,22 +621,18 @@ def bootstrap_loglog_slope_of_excess(x: ArrayLike, y_by_seed: ArrayLike,
     _, base = _curves(x_arr, baseline_by_seed, positive=False)
     if np.any(x_arr <= 0) or np.ptp(x_arr) == 0:
         raise ValueError(f"x must be positive with two distinct values; got {x_arr.tolist()}")
-    n_boot = check_positive_int(n_boot, "n_boot", minimum=10)
-    level = check_in_range(level, "level", 0.0, 1.0, low_open=True, high_open=True)
+    n_boot, level = _check_bootstrap(n_boot, level)
     excess = y_arr.mean(axis=0) - base.mean(axis=0)
     if np.any(excess <= 0):
         return SlopeFit(np.nan, np.nan, np.nan, np.nan, level, n_boot)
     slope, intercept = loglog_slope(x_arr, excess)
     gen = np.random.default_rng(rng)
-    picks_y = gen.integers(0, y_arr.shape[0], size=(n_boot, y_arr.shape[0]))
-    picks_base = gen.integers(0, base.shape[0], size=(n_boot, base.shape[0]))
-    replicates = y_arr[picks_y].mean(axis=1) - base[picks_base].mean(axis=1)
+    means_y = _bootstrap_means(y_arr, n_boot, gen)  # drawn first: the order fixes the results
+    replicates = means_y - _bootstrap_means(base, n_boot, gen)
     defined = np.all(replicates > 0, axis=1)
     if defined.mean() < level:
         return SlopeFit(slope, intercept, np.nan, np.nan, level, n_boot)
-    u_c = np.log(x_arr) - np.log(x_arr).mean()
-    slopes = np.log(replicates[defined]) @ u_c / (u_c @ u_c)
-    low, high = _percentile_ci(slopes, level)
+    low, high = _percentile_ci(_ols_slope(np.log(x_arr), np.log(replicates[defined])), level)
     return SlopeFit(slope, intercept, low, high, level, n_boot)
 
 
@@ -693,8 +701,7 @@ def bootstrap_crossing_time(t: ArrayLike, y_by_seed: ArrayLike, threshold: float
         raise ValueError(f"t must be increasing; got {t_arr.tolist()[:5]}...")
     threshold = check_in_range(threshold, "threshold", 0.0, np.inf, low_open=True,
                                high_open=True)
-    n_boot = check_positive_int(n_boot, "n_boot", minimum=10)
-    level = check_in_range(level, "level", 0.0, 1.0, low_open=True, high_open=True)
+    n_boot, level = _check_bootstrap(n_boot, level)
     n_seeds = y_arr.shape[0]
     gen = np.random.default_rng(rng)
     picks = gen.integers(0, n_seeds, size=(n_boot, n_seeds))

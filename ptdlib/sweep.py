@@ -17,46 +17,64 @@ A sweep spec is a YAML mapping with three keys::
       step_size: 5.0e-2
       record_every: 200
       t0: 200.0           # optional: alpha_t = step_size / (t + t0) (schedules.inverse_time)
+      warm_start: false   # optional: B_0 = B* (personalized and fedrep only)
     seeds: 8              # simulation seeds 0..7 (or an explicit list)
 
 Every combination of the axes and one simulation seed is a *cell*, run as one task by
 `simulate.run` (one seed, so a cell's result does not depend on the other cells). A cell is
-identified by the SHA-256 of its full parameters (every field, defaults filled in) and the
-package version; its table (`simulate.Trace.to_frame` plus the cell's parameters) is written to
-``<out>/cells/<key>.parquet`` through a temporary name and an atomic rename, by the client as
-results arrive. A re-run skips cells whose file exists, so a sweep killed at any moment (kill
--9 included) and started again loses nothing and duplicates nothing; the assembled table
-``<out>/table.parquet`` lists the cells in grid order and is bit-identical to an uninterrupted
-run's.
+identified by the SHA-256 of its full parameters (every field, defaults filled in), the
+package version and the SHA-256 of ptdlib's sources (a development install keeps its version
+while its code changes). Its table (`simulate.Trace.to_frame` plus the cell's parameters) is
+written to ``<out>/cells/<key>.parquet`` through a temporary name and an atomic rename, by the
+client as results arrive. A re-run skips cells whose file exists, so a sweep killed at any
+moment (kill -9 included) and started again loses nothing and duplicates nothing; the assembled
+table ``<out>/table.parquet`` lists the cells in grid order and is bit-identical to an
+uninterrupted run's.
 
 Execution: by default a dask.distributed LocalCluster of spawned worker processes (numba's
 OpenMP layer is not fork-safe; spawn is distributed's default) with one single-threaded worker
 per core, scheduler and its HTTP endpoint bound to 127.0.0.1 and no dashboard; or an existing
-cluster at ``scheduler`` (its workers must import the same ptdlib). One sweep per results
-folder at a time: a starting sweep deletes the temporaries a killed one left there.
+cluster at ``scheduler`` (its workers must import the same ptdlib: a table whose key differs
+from the client's is refused as a failure). One sweep per results folder at a time: a starting
+sweep deletes the temporaries a killed one left there.
+
+Notebooks use the same cells without the YAML: `parse_spec` on a dict builds each grid,
+`run_cells` runs a list of cells (several grids at once) either in this process (one
+vectorised run over the seeds of each grid point, no files) or on the cluster into a store, and
+`records` turns a grid point's rows back into (seeds, records) arrays like a `simulate.Trace`.
+Both ways give the same table bit for bit, because a seed's run does not depend on the seeds run
+with it.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import itertools
 import json
 import os
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
 import yaml
 
 import ptdlib
+from ptdlib._validation import FloatArray, IntArray
 
-__all__ = ["Cell", "SweepResult", "SweepSpec", "assemble", "load_spec", "parse_spec",
-           "prepare_store", "run_cell", "run_sweep", "spec_cells_summary"]
+if TYPE_CHECKING:
+    from ptdlib.problems import Problem
+    from ptdlib.simulate import Trace
+
+__all__ = ["Cell", "Records", "SweepResult", "SweepSpec", "assemble", "build_problem",
+           "load_spec", "parse_spec", "prepare_store", "records", "run_cell", "run_cells",
+           "run_sweep", "spec_cells_summary", "store_path"]
 
 #: Fields of each section: name -> (type, default, rule). Rules: "pos" >= 1, "nonneg" >= 0,
 #: "gt0" > 0, "unit" in [0, 1], "lazy" in [0, 1), "" none. A default of ... means required.
@@ -73,7 +91,10 @@ RUN_FIELDS: dict[str, tuple[type, Any, str]] = {
     "sampling": (str, "markov", ""), "communication_period": (int, 1, "pos"),
     "rebase_heads": (bool, False, ""), "c_eta": (float, 1.0, "gt0"),
     "c_B": (float, 1.0, "gt0"), "tau": (int, 1, "pos"), "t0": (float, None, "gt0"),
+    "warm_start": (bool, False, ""),
 }
+#: The algorithms that take an initial basis (simulate.run's init_subspace): warm_start's scope.
+WARM_STARTABLE = ("personalized", "fedrep")
 RULES = {"pos": (lambda v: v >= 1, ">= 1"), "nonneg": (lambda v: v >= 0, ">= 0"),
          "gt0": (lambda v: v > 0, "> 0"), "unit": (lambda v: 0 <= v <= 1, "in [0, 1]"),
          "lazy": (lambda v: 0 <= v < 1, "in [0, 1)"), "": (lambda v: True, "")}
@@ -91,9 +112,14 @@ class Cell:
 
     @property
     def key(self) -> str:
-        """SHA-256 of the cell's parameters and the package version: its file name."""
+        """SHA-256 of the cell's parameters, the package version and its sources: its file name.
+
+        The sources count because a development install keeps its version while the code
+        changes: a store must never answer with results of other code.
+        """
         text = json.dumps({"problem": dict(self.problem), "run": dict(self.run),
-                           "seed": self.seed, "version": ptdlib.__version__}, sort_keys=True)
+                           "seed": self.seed, "version": ptdlib.__version__,
+                           "sources": _source_hash()}, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()
 
 
@@ -128,6 +154,26 @@ class SweepResult:
     n_ran: int
     n_skipped: int
     failures: tuple[str, ...]
+
+
+@dataclass(frozen=True, eq=False)
+class Records:
+    """The records of a group of cells that differ only in their seed, as arrays (seed first).
+
+    The metrics follow `simulate.Trace`: None for a metric the method does not have (no such
+    column, or only NaN in these rows: a table mixing methods fills the gaps with NaN), and a
+    seed's records from its divergence on are NaN.
+    """
+
+    seeds: IntArray
+    record_steps: IntArray
+    diverged: np.ndarray
+    subspace_distance: FloatArray | None
+    subspace_distance_frobenius: FloatArray | None
+    parameter_error: FloatArray
+    relative_parameter_error: FloatArray
+    head_error: FloatArray | None
+    gain_error: FloatArray
 
 
 def _check_value(section: str, name: str, value: Any, kind: type, rule: str) -> Any:
@@ -175,6 +221,12 @@ def _check_choices(run: Mapping[str, tuple[Any, ...]]) -> None:
             if value not in options:
                 raise ValueError(f"sweep spec: run.{name} must be one of {', '.join(options)}; "
                                  f"got {value!r}")
+    if True in run["warm_start"]:
+        for algorithm in run["algorithm"]:
+            if algorithm not in WARM_STARTABLE:
+                raise ValueError(f"sweep spec: run.warm_start applies to "
+                                 f"{' and '.join(WARM_STARTABLE)} only; got it with "
+                                 f"run.algorithm {algorithm!r}")
 
 
 def _check_sizes(problem: Mapping[str, tuple[Any, ...]]) -> None:
@@ -234,28 +286,79 @@ def load_spec(path: Path) -> SweepSpec:
     return parse_spec(raw)
 
 
-def run_cell(cell: Cell) -> bytes:
-    """Run one cell and return its table as Parquet bytes (the task a worker executes)."""
-    from ptdlib import problems, schedules, simulate
+def build_problem(problem: Mapping[str, Any]) -> Problem:
+    """The problem of a cell's ``problem`` section.
 
-    p = dict(cell.problem)
+    ``shared_subspace_problem(pool or n_agents, ..., rng=seed)``, replicated to ``n_agents`` by
+    `Problem.from_pool` when ``pool`` is set (for ``n_agents <= pool`` that is the pool's first
+    agents, i.e. `Problem.subset`).
+    """
+    from ptdlib import problems
+
+    p = dict(problem)
     size, pool, seed = p.pop("n_agents"), p.pop("pool"), p.pop("seed")
     base = problems.shared_subspace_problem(pool or size, p.pop("n_states"), p.pop("dim"),
                                             p.pop("rank"), rng=seed, **p)
-    problem = problems.Problem.from_pool(base, size) if pool else base
-    opts = dict(cell.run)
-    t0 = opts.pop("t0")
+    return problems.Problem.from_pool(base, size) if pool else base
+
+
+def _simulate(problem: Problem, run: Mapping[str, Any], seeds: Sequence[int]) -> Trace:
+    """`simulate.run` with a cell's ``run`` section, for the given simulation seeds."""
+    from ptdlib import schedules, simulate
+
+    opts = dict(run)
+    t0, warm = opts.pop("t0"), opts.pop("warm_start")
     if t0 is not None:
         opts["step_size"] = schedules.inverse_time(opts["step_size"], t0)
-    trace = simulate.run(problem, opts.pop("algorithm"), seeds=[cell.seed], **opts)
+    return simulate.run(problem, opts.pop("algorithm"), seeds=list(seeds),
+                        init_subspace=problem.B_star if warm else None, **opts)
+
+
+def _cell_tables(cells: Sequence[Cell], trace: Trace) -> list[bytes]:
+    """Each cell's rows of ``trace`` with its parameters, as Parquet (cell i ran seed i).
+
+    A seed's rows do not depend on the seeds run with it (`simulate.run`), so one run over the
+    seeds of cells sharing problem and run gives the tables of one run per cell, bit for bit.
+    """
     frame = trace.to_frame()
-    for name, value in {**cell.problem, **cell.run}.items():
-        if name not in frame:
-            frame[name] = value
-    frame.insert(0, "cell", cell.key)
-    buffer = io.BytesIO()
-    frame.to_parquet(buffer, index=False)
-    return buffer.getvalue()
+    tables = []
+    for cell in cells:
+        rows = frame[frame["seed"] == cell.seed].reset_index(drop=True)
+        for name, value in {**cell.problem, **cell.run}.items():
+            if name not in rows:
+                rows[name] = value
+        rows.insert(0, "cell", cell.key)
+        buffer = io.BytesIO()
+        rows.to_parquet(buffer, index=False)
+        tables.append(buffer.getvalue())
+    return tables
+
+
+def run_cell(cell: Cell) -> bytes:
+    """Run one cell and return its table as Parquet bytes (the task a worker executes)."""
+    return _cell_tables([cell], _simulate(build_problem(cell.problem), cell.run, [cell.seed]))[0]
+
+
+def _run_in_process(cells: Sequence[Cell], progress: bool) -> dict[str, bytes]:
+    """Every cell's table by key: one vectorised run per group sharing problem and run."""
+    from tqdm import tqdm
+
+    groups: dict[str, list[Cell]] = {}
+    for cell in cells:
+        groups.setdefault(_settings_key(cell), []).append(cell)
+    problems_built: dict[str, Problem] = {}
+    tables = {}
+    for group in tqdm(groups.values(), unit="run", desc="runs", disable=not progress):
+        problem_key = json.dumps(dict(group[0].problem), sort_keys=True)
+        if problem_key not in problems_built:
+            problems_built[problem_key] = build_problem(group[0].problem)
+        trace = _simulate(problems_built[problem_key], group[0].run, [c.seed for c in group])
+        tables |= dict(zip((c.key for c in group), _cell_tables(group, trace), strict=True))
+    return tables
+
+
+def _settings_key(cell: Cell) -> str:
+    return json.dumps({"problem": dict(cell.problem), "run": dict(cell.run)}, sort_keys=True)
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
@@ -288,9 +391,12 @@ def prepare_store(out: Path) -> Path:
 
 def assemble(spec: SweepSpec, out: Path) -> pd.DataFrame:
     """The finished cells' tables in grid order, one frame (missing cells left out)."""
-    cells = Path(out) / "cells"
-    frames = [pd.read_parquet(cells / f"{c.key}.parquet") for c in spec.cells()
-              if (cells / f"{c.key}.parquet").exists()]
+    return _stored_table(spec.cells(), Path(out) / "cells")
+
+
+def _stored_table(cells: Sequence[Cell], cells_dir: Path) -> pd.DataFrame:
+    frames = [pd.read_parquet(cells_dir / f"{c.key}.parquet") for c in cells
+              if (cells_dir / f"{c.key}.parquet").exists()]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
@@ -335,6 +441,155 @@ def _client(scheduler: str | None, workers: int | None) -> Iterator[Any]:
         yield client
 
 
+def _check_workers(workers: int | None) -> None:
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int)
+                                or workers < 1):
+        raise ValueError(f"workers must be an int >= 1; got {workers!r}")
+
+
+def _missing(cells: Sequence[Cell], cells_dir: Path) -> list[Cell]:
+    """The cells without a file in the store, each key once, in order."""
+    unique = {c.key: c for c in cells}
+    return [c for key, c in unique.items() if not (cells_dir / f"{key}.parquet").exists()]
+
+
+def _run_on_cluster(todo: Sequence[Cell], cells_dir: Path, scheduler: str | None,
+                    workers: int | None, progress_total: int) -> list[str]:
+    """Run ``todo`` as Dask tasks, writing each finished cell's file as it arrives.
+
+    ``progress_total`` is the size of the whole grid for the progress bar (0: no bar); returns
+    "<key>: <error>" for each cell that raised (no file is written for it).
+    """
+    from distributed import as_completed
+    from tqdm import tqdm
+
+    failures = []
+    with _client(scheduler, workers) as client:
+        futures = {client.submit(run_cell, c, key=f"ptd-cell-{c.key}", pure=False): c
+                   for c in todo}
+        bar = tqdm(total=progress_total, initial=progress_total - len(todo), unit="cell",
+                   desc="cells", disable=not progress_total)
+        for future in as_completed(futures):
+            cell = futures[future]
+            if future.status == "error":
+                failures.append(f"{cell.key[:12]}: {future.exception()!r}")
+            elif set(pd.read_parquet(io.BytesIO(future.result()), columns=["cell"])["cell"]) \
+                    != {cell.key}:
+                failures.append(f"{cell.key[:12]}: the worker runs another ptdlib version or "
+                                "other sources than this client (its cell key differs)")
+            else:
+                _write_atomic(cells_dir / f"{cell.key}.parquet", future.result())
+            future.release()
+            bar.update()
+        bar.close()
+    return failures
+
+
+def run_cells(cells: Sequence[Cell], store: Path | None = None, *, scheduler: str | None = None,
+              workers: int | None = None, progress: bool = True) -> pd.DataFrame:
+    """The tables of ``cells``, in their order: in this process, or as Dask tasks into a store.
+
+    Notebooks build their cells with `parse_spec` (one or more grids) and read the result with
+    `records`; either way of running gives the same table, bit for bit.
+
+    Parameters
+    ----------
+    cells : sequence of Cell
+        What to run (a cell listed twice is run once and appears twice).
+    store : path, optional
+        None (default): run here, one vectorised `simulate.run` per group of cells sharing
+        problem and run, nothing written. A folder: the results store of `run_sweep` (cells
+        already there are read, the others run on the Dask cluster and are written as they
+        finish), so a killed computation resumes where it stopped.
+    scheduler, workers : optional
+        As in `run_sweep` (used with ``store`` only).
+    progress : bool, optional
+        Show a tqdm bar (runs here, cells on the cluster).
+
+    Returns
+    -------
+    pandas.DataFrame
+        The cells' tables (`run_cell`) concatenated in the order of ``cells``.
+
+    Raises
+    ------
+    RuntimeError
+        If a cell raised on the cluster (the finished cells stay in the store).
+    """
+    _check_workers(workers)
+    if store is None:
+        tables = _run_in_process(list({c.key: c for c in cells}.values()), progress)
+        frames = [pd.read_parquet(io.BytesIO(tables[c.key])) for c in cells]
+        return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    cells_dir = prepare_store(Path(store))
+    todo = _missing(cells, cells_dir)
+    if todo:
+        failures = _run_on_cluster(todo, cells_dir, scheduler, workers,
+                                   len(todo) if progress else 0)
+        if failures:
+            raise RuntimeError(f"{len(failures)} of {len(todo)} cells failed; first: "
+                               f"{failures[0]}")
+    return _stored_table(cells, cells_dir)
+
+
+def records(table: pd.DataFrame, cells: Sequence[Cell]) -> Records:
+    """The rows of ``cells`` in ``table`` (from `run_cells`) as (seeds, records) arrays.
+
+    ``cells`` must share problem and run (one grid point, one cell per seed); the record steps
+    are those any of them reached, and seed s's row is ``cells[s]``.
+    """
+    from ptdlib import simulate
+
+    if not cells or len({_settings_key(c) for c in cells}) != 1:
+        raise ValueError("cells must be a non-empty group sharing problem and run (one seed "
+                         f"each); got {len(cells)} cells over "
+                         f"{len({_settings_key(c) for c in cells})} settings")
+    keys = [c.key for c in cells]
+    rows = table[table["cell"].isin(keys)]
+    missing = sorted(set(keys) - set(rows["cell"]))
+    if missing:
+        raise ValueError(f"cells: {len(missing)} of {len(keys)} are not in the table (first "
+                         f"{missing[0][:12]})")
+    seed_index = pd.Index(keys).get_indexer(rows["cell"])
+    steps = np.unique(rows["step"].to_numpy())
+    step_index = np.searchsorted(steps, rows["step"].to_numpy())
+
+    def grid(column: str) -> FloatArray | None:
+        if column not in rows or rows[column].isna().all():
+            return None
+        values = np.full((len(keys), steps.size), np.nan)
+        values[seed_index, step_index] = rows[column].to_numpy()
+        return values
+
+    diverged = np.zeros(len(keys), dtype=bool)
+    diverged[seed_index] = rows["diverged"].to_numpy()
+    return Records(np.array([c.seed for c in cells]), steps, diverged,
+                   **{name: grid(name) for name in simulate.METRICS})
+
+
+def store_path(text: str) -> Path | None:
+    """A notebook's ``sweep_store`` parameter as a folder; "" means run in this process (None).
+
+    A relative path resolves against ``$PTD_ROOT`` (which `ptd run` sets to the project folder,
+    since the notebook's working directory is its staging folder), else the working directory.
+    """
+    if not isinstance(text, str):
+        raise ValueError(f"sweep_store must be a path string (\"\" to run in this process); "
+                         f"got {text!r}")
+    if not text:
+        return None
+    path = Path(text).expanduser()
+    return path if path.is_absolute() else Path(os.environ.get("PTD_ROOT") or ".") / path
+
+
+@functools.cache
+def _source_hash() -> str:
+    """SHA-256 of ptdlib's sources, computed once per process."""
+    from ptdlib import reports
+
+    return reports.ptdlib_source_hash()
+
+
 def run_sweep(spec: SweepSpec, out: Path, *, scheduler: str | None = None,
               workers: int | None = None, progress: bool = True) -> SweepResult:
     """Run the cells of ``spec`` not yet in ``out/cells``, then write ``out/table.parquet``.
@@ -357,33 +612,16 @@ def run_sweep(spec: SweepSpec, out: Path, *, scheduler: str | None = None,
     SweepResult
         ``failures`` lists "<key>: <error>" for cells that raised (their files are not written).
     """
-    from distributed import as_completed
-    from tqdm import tqdm
-
-    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int)
-                                or workers < 1):
-        raise ValueError(f"workers must be an int >= 1; got {workers!r}")
+    _check_workers(workers)
     fresh = not Path(out).exists()
     cells_dir = prepare_store(out)
     cells = spec.cells()
-    todo = [c for c in cells if not (cells_dir / f"{c.key}.parquet").exists()]
-    failures = []
+    todo = _missing(cells, cells_dir)
+    failures: list[str] = []
     if todo:
-        with _cleanup_if_unused(Path(out) if fresh else None), \
-                _client(scheduler, workers) as client:
-            futures = {client.submit(run_cell, c, key=f"ptd-cell-{c.key}", pure=False): c
-                       for c in todo}
-            bar = tqdm(total=len(cells), initial=len(cells) - len(todo), unit="cell",
-                       desc="cells", disable=not progress)
-            for future in as_completed(futures):
-                cell = futures[future]
-                if future.status == "error":
-                    failures.append(f"{cell.key[:12]}: {future.exception()!r}")
-                else:
-                    _write_atomic(cells_dir / f"{cell.key}.parquet", future.result())
-                future.release()
-                bar.update()
-            bar.close()
+        with _cleanup_if_unused(Path(out) if fresh else None):
+            failures = _run_on_cluster(todo, cells_dir, scheduler, workers,
+                                       len(cells) if progress else 0)
     table = Path(out) / "table.parquet"
     buffer = io.BytesIO()
     assemble(spec, out).to_parquet(buffer, index=False)

@@ -48,7 +48,7 @@ def test_a_crashed_run_resumes_to_the_uninterrupted_result(
     options = {"steps": 300, "step_size": 0.05, "seeds": [3, 7], **extra}
     expected = simulate.run(problem, algorithm, sampling=sampling, **options)
     path = tmp_path / "state.npz"
-    original, calls = checkpoint._chunk, []
+    original, calls = simulate._advance_chunk, []
 
     def crash_on_the_fourth_chunk(*args: Any) -> None:
         calls.append(args[-2])
@@ -56,13 +56,13 @@ def test_a_crashed_run_resumes_to_the_uninterrupted_result(
             raise Crash
         original(*args)
 
-    monkeypatch.setattr(checkpoint, "_chunk", crash_on_the_fourth_chunk)
+    monkeypatch.setattr(simulate, "_advance_chunk", crash_on_the_fourth_chunk)
     with pytest.raises(Crash):
         checkpoint.run(problem, algorithm, path=path, every=60, sampling=sampling, **options)
     assert calls == [0, 60, 120, 180]  # chunks end on multiples of `every`
     with np.load(path) as saved:
         assert int(saved["t"]) == 180
-    monkeypatch.setattr(checkpoint, "_chunk", original)
+    monkeypatch.setattr(simulate, "_advance_chunk", original)
     resumed = checkpoint.run(problem, algorithm, path=path, every=60, sampling=sampling,
                              **options)
     _assert_identical(resumed, expected)

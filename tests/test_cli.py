@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -180,7 +181,7 @@ def test_a_crashing_notebook_leaves_the_previous_report(copy: Path) -> None:
 
 
 def _fake_execute(write_summary: bool):
-    def execute(plan: cli.RunPlan, staging: Path) -> None:
+    def execute(plan: cli.RunPlan, staging: Path, root: Path) -> None:
         shutil.copy(plan.notebook, staging / f"{plan.stem}.ipynb")
         (staging / "line.png").write_bytes(b"partial")
         if write_summary:
@@ -193,8 +194,8 @@ def test_an_interrupted_run_leaves_the_previous_report(copy: Path,
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     before = _tree(copy / "reports")
 
-    def interrupted(plan: cli.RunPlan, staging: Path) -> None:
-        _fake_execute(write_summary=False)(plan, staging)
+    def interrupted(plan: cli.RunPlan, staging: Path, root: Path) -> None:
+        _fake_execute(write_summary=False)(plan, staging, root)
         raise KeyboardInterrupt
 
     monkeypatch.setattr(cli, "_execute", interrupted)
@@ -239,8 +240,8 @@ def test_a_summary_naming_another_notebook_is_an_error(copy: Path,
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     before = _tree(copy / "reports" / "bad")
 
-    def copied_notebook(plan: cli.RunPlan, staging: Path) -> None:
-        _fake_execute(write_summary=True)(plan, staging)
+    def copied_notebook(plan: cli.RunPlan, staging: Path, root: Path) -> None:
+        _fake_execute(write_summary=True)(plan, staging, root)
         summary = json.loads((staging / "summary.json").read_text())
         (staging / "summary.json").write_text(json.dumps({**summary, "notebook": "good"}))
 
@@ -255,8 +256,8 @@ def test_an_error_after_a_passing_summary_is_not_a_check_failure(
         copy: Path, monkeypatch: pytest.MonkeyPatch, ename: str) -> None:
     before = _tree(copy / "reports" / "good")
 
-    def late_error(plan: cli.RunPlan, staging: Path) -> None:
-        _fake_execute(write_summary=True)(plan, staging)
+    def late_error(plan: cli.RunPlan, staging: Path, root: Path) -> None:
+        _fake_execute(write_summary=True)(plan, staging, root)
         raise PapermillExecutionError(3, 3, "", ename, "late", [])
 
     monkeypatch.setattr(cli, "_execute", late_error)
@@ -280,3 +281,57 @@ def test_report_rebuilds_the_index_from_the_console_script(copy: Path) -> None:
 
 def test_git_commit_outside_a_repository_is_unknown(tmp_path: Path) -> None:
     assert cli.git_commit(tmp_path) == "unknown"
+
+
+def _leftover(path: Path) -> Path:
+    path.mkdir()
+    (path / "partial.png").write_bytes(b"partial")
+    return path
+
+
+def test_remove_stale_folders_takes_only_the_runners_folders(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    reports_dir, outside = tmp_path / "reports", tmp_path / "outside"
+    reports_dir.mkdir()
+    staging = _leftover(reports_dir / ".staging-good-k3x9q1za")
+    target = _leftover(reports_dir / "good")
+    with monkeypatch.context() as patch:  # a swap_in killed before it removed its backup
+        patch.setattr(shutil, "rmtree", lambda path: None)
+        reports.swap_in(_leftover(reports_dir / ".staging-new"), target)
+    [backup] = reports_dir.glob(".old-good-*")
+    kept = [_leftover(reports_dir / name) for name in (".stagingfoo", ".git", "old-good", "bad")]
+    (reports_dir / ".staging-note").write_text("a file, not a runner's folder")
+    (reports_dir / ".old-link").symlink_to(_leftover(outside), target_is_directory=True)
+    assert cli.remove_stale_folders(reports_dir) == [backup, staging]
+    assert sorted(p.name for p in reports_dir.iterdir()) == sorted(
+        [*(p.name for p in kept), "good", ".staging-note", ".old-link"])
+    assert (outside / "partial.png").exists()
+    assert cli.remove_stale_folders(tmp_path / "missing") == []
+
+
+def test_run_removes_leftovers_of_a_killed_run_after_checking_its_input(
+        copy: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    reports_dir = copy / "reports"
+    leftovers = [_leftover(reports_dir / ".staging-good-k3x9q1za"),
+                 _leftover(reports_dir / f".old-bad-{'0' * 32}")]
+    assert run_cli(["run", "nope", "--root", str(copy)])[0] == 2
+    assert all(p.exists() for p in leftovers)  # bad input changes nothing
+    monkeypatch.setattr(cli, "_execute", _fake_execute(write_summary=True))
+    code, out, _ = run_cli(["run", "good", "--root", str(copy)])
+    assert code == 0, out
+    assert ("removed 2 folders left by an interrupted run: .old-bad-0000" in out
+            and ".staging-good-k3x9q1za" in out)
+    assert [p.name for p in reports_dir.iterdir() if p.name.startswith(".")] == []
+
+
+def test_the_kernel_sees_the_project_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import papermill
+
+    seen = []
+    monkeypatch.setattr(papermill, "execute_notebook",
+                        lambda *args, **kwargs: seen.append(os.environ.get("PTD_ROOT")))
+    monkeypatch.delenv("PTD_ROOT", raising=False)
+    plan = cli.RunPlan(tmp_path / "x.ipynb", "quick", {}, {})
+    cli._execute(plan, tmp_path, tmp_path / "project")
+    assert seen == [str(tmp_path / "project")]  # set while the kernel runs...
+    assert "PTD_ROOT" not in os.environ  # ...and restored afterwards

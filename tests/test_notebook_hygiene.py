@@ -1,9 +1,10 @@
 """Hygiene of every notebooks/*.ipynb, and of the checker itself on synthetic notebooks.
 
 Rules (ptdlib.notebook_params.notebook_problems): exactly one ``parameters`` cell of flat
-literals with ``seed`` and ``output_dir = ""``; kernelspec python3; no IPython magics, shell
-escapes or ``get_ipython``; no absolute paths in code, prose, outputs or metadata; no error
-outputs; a valid ``params/<stem>.paper.yaml``.
+literals with ``seed`` and ``output_dir = ""``, each recognised by papermill's parser (no ``=``
+in a help comment); kernelspec python3; no IPython magics, shell escapes or ``get_ipython``; no
+absolute paths in code, prose, outputs or metadata; no error outputs; a valid
+``params/<stem>.paper.yaml``.
 """
 
 from __future__ import annotations
@@ -90,6 +91,8 @@ BAD = {
     "expression parameter": (_set_parameters(PARAMETERS + "steps = 10 * 1000\n"),
                              "must be a literal"),
     "annotated parameter": (_set_parameters(PARAMETERS + "rank: int = 2\n"), "only `name ="),
+    "equals sign in a help comment": (_set_parameters(PARAMETERS + "rank = 2  # r = 2\n"),
+                                      "papermill does not recognise parameter 'rank'"),
     "missing seed": (_set_parameters(PARAMETERS.replace("seed = 0", "seeds = 0")),
                      "must define seed"),
     "float seed": (_set_parameters(PARAMETERS.replace("seed = 0", "seed = 0.0")),

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import nbformat
+import papermill
 import pytest
 from _notebook_factory import PARAMETERS, make_notebook, protocol_cells
 from hypothesis import given, settings
@@ -167,6 +169,42 @@ def test_read_parameters_needs_exactly_one_parameters_cell(tmp_path: Path) -> No
     none = make_notebook(tmp_path / "b.ipynb", ["x = 1"], parameters=None)
     with pytest.raises(ValueError, match=r"exactly one .* found 0"):
         npar.read_parameters(none)
+
+
+EQUALS_IN_COMMENT = PARAMETERS.replace("n_points = 3  # an int parameter",
+                                      "n_points = 3  # an int parameter (N = 4r)")
+GENERIC = "papermill reads one `name = value  # help` per line with no other '='"
+
+
+@pytest.mark.parametrize(("source", "expected"), [
+    (EQUALS_IN_COMMENT, ["parameters cell line 3: papermill does not recognise parameter "
+                         "'n_points' (its comment contains '='; reword the comment)"]),
+    # Other lines that Python reads but papermill's one-'='-per-line parser skips.
+    (PARAMETERS + 'sep = "a=b"  # a string holding an equals sign\n',
+     [f"parameters cell line 6: papermill does not recognise parameter 'sep' ({GENERIC})"]),
+    (PARAMETERS + "low = 1; high = 2\n",
+     [f"parameters cell line 6: papermill does not recognise parameter {name!r} ({GENERIC})"
+      for name in ("low", "high")]),
+    (PARAMETERS, []),
+    # papermill skips comment lines, so an '=' there is harmless.
+    ("# N = 4r below\n" + PARAMETERS, []),
+])
+def test_notebook_problems_names_parameters_papermill_cannot_read(
+        tmp_path: Path, source: str, expected: list[str]) -> None:
+    path = make_notebook(tmp_path / "a.ipynb", ["x = 1"], parameters=source)
+    assert npar.notebook_problems(path) == expected
+
+
+@pytest.mark.parametrize(("source", "expected"), [
+    (EQUALS_IN_COMMENT, {"n_points"}), (PARAMETERS + "low = 1; high = 2\n", {"low", "high"}),
+    (PARAMETERS, set()),
+])
+def test_the_papermill_rule_agrees_with_papermill_inspect_notebook(
+        tmp_path: Path, source: str, expected: set[str]) -> None:
+    path = make_notebook(tmp_path / "a.ipynb", ["x = 1"], parameters=source)
+    missed = set(npar.read_parameters(path)) - set(papermill.inspect_notebook(path))
+    flagged = {re.search(r"parameter '(\w+)'", p)[1] for p in npar.notebook_problems(path)}
+    assert flagged == missed == expected
 
 
 def test_source_hash_follows_sources_and_profile_not_outputs(tmp_path: Path) -> None:

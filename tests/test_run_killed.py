@@ -2,7 +2,8 @@
 
 A real subprocess and a real kernel (the in-process interruption case is in test_cli.py): the
 notebook announces that it is running by writing a marker into its staging folder, then sleeps
-until the whole `ptd` process group is killed.
+until the whole `ptd` process group is killed. The killed run's staging folder stays behind
+until the next `ptd run` removes it.
 """
 
 from __future__ import annotations
@@ -36,7 +37,8 @@ def _run(root: Path, *args: str) -> int:
         return cli.main(["run", "good", "--root", str(root), *args])
 
 
-def test_kill_9_midway_keeps_the_previous_report(tmp_path: Path) -> None:
+def test_kill_9_midway_keeps_the_previous_report_and_the_next_run_cleans_up(
+        tmp_path: Path) -> None:
     cells = protocol_cells("good")
     root = make_project(tmp_path / "project", {"good": [SLEEPER, *cells]})
     reports = root / "reports"
@@ -56,3 +58,4 @@ def test_kill_9_midway_keeps_the_previous_report(tmp_path: Path) -> None:
     assert visible == before  # the old report, index and manifest, byte for byte
     assert _run(root, "-p", "alpha", "0.75") == 0  # a later run swaps its report in
     assert _tree(reports)["good/summary.json"] != before["good/summary.json"]
+    assert list(reports.glob(".staging-*")) == list(reports.glob(".old-*")) == []

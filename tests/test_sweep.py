@@ -12,8 +12,10 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -76,20 +78,26 @@ def test_a_rerun_skips_every_finished_cell(reference: Path) -> None:
     assert (reference / "table.parquet").read_bytes() == table
 
 
-def test_an_existing_scheduler_gives_the_same_table_bit_for_bit(reference: Path,
-                                                                tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def scheduler() -> Iterator[str]:
+    """The address of a running 2-worker LocalCluster on 127.0.0.1."""
     from distributed import LocalCluster
 
     with LocalCluster(n_workers=2, threads_per_worker=1, host="127.0.0.1",
                       dashboard_address=None,
                       scheduler_kwargs={"dashboard_address": sweep.LOCAL_HTTP}) as cluster:
         assert cluster.scheduler_address.startswith("tcp://127.0.0.1:")
-        result = sweep.run_sweep(sweep.load_spec(SLOW), tmp_path, progress=False,
-                                 scheduler=cluster.scheduler_address)
-        raw = yaml.safe_load(TINY.read_text())
-        raw["problem"].update(misspecification=0.5, rank=3)  # rank = dim: no room to push
-        failing = sweep.run_sweep(sweep.parse_spec(raw), tmp_path / "failing", progress=False,
-                                  scheduler=cluster.scheduler_address)
+        yield cluster.scheduler_address
+
+
+def test_an_existing_scheduler_gives_the_same_table_bit_for_bit(reference: Path, scheduler: str,
+                                                                tmp_path: Path) -> None:
+    result = sweep.run_sweep(sweep.load_spec(SLOW), tmp_path, progress=False,
+                             scheduler=scheduler)
+    raw = yaml.safe_load(TINY.read_text())
+    raw["problem"].update(misspecification=0.5, rank=3)  # rank = dim: no room to push
+    failing = sweep.run_sweep(sweep.parse_spec(raw), tmp_path / "failing", progress=False,
+                              scheduler=scheduler)
     assert result.n_ran == 16 and result.failures == ()
     assert (tmp_path / "table.parquet").read_bytes() == (reference / "table.parquet").read_bytes()
     assert len(failing.failures) == failing.n_cells and "misspecification" in failing.failures[0]
@@ -151,3 +159,130 @@ def test_the_local_cluster_listens_on_localhost_only() -> None:
         assert hosts == ["127.0.0.1"]
         assert client.run(lambda: os.environ["NUMBA_NUM_THREADS"]) == dict.fromkeys(
             info["workers"], "1")
+
+
+def _mixed_cells() -> list[sweep.Cell]:
+    """Two grids in one list (warm-started personalized, local), one cell repeated."""
+    raw = yaml.safe_load(TINY.read_text())
+    warm = sweep.parse_spec({**raw, "run": {**raw["run"], "algorithm": "personalized",
+                                            "warm_start": True}}).cells()
+    local = sweep.parse_spec({**raw, "run": {**raw["run"], "algorithm": "local"}}).cells()
+    return [*warm, *local, warm[0]]
+
+
+def test_run_cells_in_process_and_on_a_cluster_give_the_same_table(scheduler: str,
+                                                                   tmp_path: Path) -> None:
+    cells = _mixed_cells()
+    here = sweep.run_cells(cells, progress=False)
+    stored = sweep.run_cells(cells, tmp_path, scheduler=scheduler, progress=False)
+    pd.testing.assert_frame_equal(stored, here, check_exact=True)
+    assert len(_files(tmp_path)) == len(cells) - 1  # the repeated cell ran once
+    assert list(here.drop_duplicates("cell")["cell"]) == [c.key for c in cells[:-1]]
+    # A second call reads every cell from the store; no cluster is asked for.
+    again = sweep.run_cells(cells, tmp_path, scheduler="tcp://127.0.0.1:9", progress=False)
+    pd.testing.assert_frame_equal(again, here, check_exact=True)
+
+
+def test_in_process_groups_equal_one_run_per_cell_on_the_agent_parallel_path() -> None:
+    from ptdlib import simulate
+
+    # One seed per run and >= AGENT_PARALLEL_MIN agents take the agent-block kernel; three
+    # seeds together take the seed-parallel one. The tables must still agree bit for bit.
+    spec = sweep.parse_spec({
+        "problem": {"n_agents": simulate.AGENT_PARALLEL_MIN, "n_states": 8, "dim": 3,
+                    "rank": 2, "pool": 8},
+        "run": {"steps": 200, "step_size": 0.05, "record_every": 100}, "seeds": 3})
+    cells = spec.cells()
+    per_cell = pd.concat([pd.read_parquet(io.BytesIO(sweep.run_cell(c))) for c in cells],
+                         ignore_index=True)
+    pd.testing.assert_frame_equal(sweep.run_cells(cells, progress=False), per_cell,
+                                  check_exact=True)
+
+
+def test_warm_start_begins_at_b_star() -> None:
+    from ptdlib import simulate
+
+    raw = yaml.safe_load(TINY.read_text())
+    raw["run"].update(algorithm="personalized", warm_start=True)
+    cell = sweep.parse_spec(raw).cells()[0]
+    problem = sweep.build_problem(cell.problem)
+    trace = simulate.run(problem, steps=400, step_size=0.05, seeds=[cell.seed],
+                         record_every=100, init_subspace=problem.B_star)
+    frame = pd.read_parquet(io.BytesIO(sweep.run_cell(cell)))
+    assert frame["subspace_distance"].iloc[0] < 1e-12
+    assert frame["parameter_error"].to_numpy().tobytes() == trace.parameter_error[0].tobytes()
+
+
+def test_records_are_the_trace_arrays_of_a_group() -> None:
+    from ptdlib import schedules, simulate
+
+    cells = _mixed_cells()
+    table = sweep.run_cells(cells, progress=False)
+    warm = [c for c in cells[:6] if c.problem["n_agents"] == 8]
+    got = sweep.records(table, warm[::-1])  # seeds in the order of the cells given
+    trace = simulate.run(sweep.build_problem(warm[0].problem), steps=400, step_size=0.05,
+                         seeds=[2, 1, 0], record_every=100,
+                         init_subspace=sweep.build_problem(warm[0].problem).B_star)
+    assert got.seeds.tolist() == [2, 1, 0] and got.record_steps.tolist() == [0, 100, 200, 300, 400]
+    for name in simulate.METRICS:
+        assert np.array_equal(getattr(got, name), getattr(trace, name), equal_nan=True), name
+    assert not got.diverged.any()
+    assert sweep.records(table, cells[6:9]).head_error is None  # local has no heads
+    # A diverging seed: NaN from its divergence on, flagged, like Trace.
+    raw = yaml.safe_load(TINY.read_text())
+    raw["run"].update(algorithm="local", step_size=60.0)
+    blowup = sweep.parse_spec(raw).cells()[:3]
+    runs = sweep.records(sweep.run_cells(blowup, progress=False), blowup)
+    direct = simulate.run(sweep.build_problem(blowup[0].problem), "local", steps=400,
+                          step_size=schedules.constant(60.0), seeds=[0, 1, 2], record_every=100)
+    assert runs.diverged.tolist() == (direct.diverged >= 0).tolist() and runs.diverged.any()
+    assert np.array_equal(runs.parameter_error, direct.parameter_error[:, :runs.record_steps.size],
+                          equal_nan=True)
+
+
+def test_records_refuse_a_mixed_or_missing_group() -> None:
+    cells = _mixed_cells()
+    table = sweep.run_cells(cells[:6], progress=False)
+    with pytest.raises(ValueError, match="sharing problem and run"):
+        sweep.records(table, cells[:6])
+    with pytest.raises(ValueError, match="not in the table"):
+        sweep.records(table, cells[6:9])
+
+
+def test_the_key_covers_the_sources(monkeypatch: pytest.MonkeyPatch) -> None:
+    cell = sweep.load_spec(TINY).cells()[0]
+    before = cell.key
+    monkeypatch.setattr(sweep, "_source_hash", lambda: "edited")
+    assert cell.key != before
+
+
+def test_store_path_resolves_against_the_project_root(monkeypatch: pytest.MonkeyPatch,
+                                                      tmp_path: Path) -> None:
+    monkeypatch.setenv("PTD_ROOT", str(tmp_path))
+    assert sweep.store_path("") is None
+    assert sweep.store_path("sweeps/results/x") == tmp_path / "sweeps" / "results" / "x"
+    assert sweep.store_path(str(tmp_path / "abs")) == tmp_path / "abs"
+    with pytest.raises(ValueError, match="sweep_store"):
+        sweep.store_path(3)  # type: ignore[arg-type]
+
+
+def test_a_worker_running_other_sources_is_refused(scheduler: str, tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    # The workers hash their own sources into each table's cell column; a client whose
+    # sources differ must not file those tables under its keys.
+    monkeypatch.setattr(sweep, "_source_hash", lambda: "edited since the workers started")
+    with pytest.raises(RuntimeError, match="another ptdlib version or other sources"):
+        sweep.run_cells(sweep.load_spec(TINY).cells()[:2], tmp_path, scheduler=scheduler,
+                        progress=False)
+    assert _files(tmp_path) == []
+
+
+@pytest.mark.parametrize("stem", ["06_linear_speedup", "07_heterogeneity"])
+def test_the_paper_profiles_of_the_sweep_notebooks_use_a_store(stem: str) -> None:
+    from ptdlib import notebook_params
+
+    notebooks = Path(__file__).parents[1] / "notebooks"
+    declared = notebook_params.read_parameters(notebooks / f"{stem}.ipynb")
+    assert declared["sweep_store"].default == ""  # quick profile and nbval: in this process
+    paper = notebook_params.load_profile(notebooks / "params" / f"{stem}.paper.yaml", declared)
+    assert paper["sweep_store"] == f"sweeps/results/{stem}"  # relative: under $PTD_ROOT
