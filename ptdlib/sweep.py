@@ -521,11 +521,13 @@ def run_cells(cells: Sequence[Cell], store: Path | None = None, *, scheduler: st
         tables = _run_in_process(list({c.key: c for c in cells}.values()), progress)
         frames = [pd.read_parquet(io.BytesIO(tables[c.key])) for c in cells]
         return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    fresh = not Path(store).exists()
     cells_dir = prepare_store(Path(store))
     todo = _missing(cells, cells_dir)
     if todo:
-        failures = _run_on_cluster(todo, cells_dir, scheduler, workers,
-                                   len(todo) if progress else 0)
+        with _cleanup_if_unused(Path(store) if fresh else None):
+            failures = _run_on_cluster(todo, cells_dir, scheduler, workers,
+                                       len(todo) if progress else 0)
         if failures:
             raise RuntimeError(f"{len(failures)} of {len(todo)} cells failed; first: "
                                f"{failures[0]}")

@@ -131,6 +131,8 @@ def _spec(**changes: Any) -> dict[str, Any]:
     ({"seeds": 0}, ("seeds", "0")),
     ({"seeds": [1, 1]}, ("seeds", "[1, 1]")),
     ({"problem__heterogeneity": 1.5}, ("problem.heterogeneity", "1.5")),
+    ({"run__warm_start": True}, ("run.warm_start", "personalized and fedrep", "'local'")),
+    ({"run__warm_start": "yes"}, ("run.warm_start", "bool", "'yes'")),
 ])
 def test_sweep_spec_fields(changes: dict[str, Any], fragments: tuple[str, ...]) -> None:
     _one_line_error(lambda: sweep.parse_spec(_spec(**changes)), *fragments)
@@ -221,3 +223,11 @@ def test_cli_run_unknown_notebook_parameter(tmp_path: Path) -> None:
     _assert_exit_2(["run", "good", "-p", "n_points", "-2.5", "--root", str(root)],
                    "'n_points'", "-2.5")
     assert _tree(root) == before
+
+
+def test_run_cells_scheduler_that_does_not_answer(tmp_path: Path) -> None:
+    cells = sweep.load_spec(TINY).cells()[:2]
+    _one_line_error(lambda: sweep.run_cells(cells, tmp_path / "store", progress=False,
+                                            scheduler="tcp://127.0.0.1:9"),
+                    "scheduler", "tcp://127.0.0.1:9")
+    assert _tree(tmp_path) == []  # the store it created is gone again
