@@ -1,7 +1,8 @@
 """Tests of the `ptd` command on throwaway projects (tiny notebooks generated in tmp folders).
 
-Real papermill executions are kept to three (two in the module fixture, one crash); the
-interruption and export-failure cases replace the executor, which is the point being tested.
+Real papermill executions are kept few (two in the module fixture, one crash, and the project's
+walkthrough twice for determinism); the interruption and export-failure cases replace the
+executor, which is the point being tested.
 """
 
 from __future__ import annotations
@@ -335,3 +336,21 @@ def test_the_kernel_sees_the_project_root(tmp_path: Path, monkeypatch: pytest.Mo
     cli._execute(plan, tmp_path, tmp_path / "project")
     assert seen == [str(tmp_path / "project")]  # set while the kernel runs...
     assert "PTD_ROOT" not in os.environ  # ...and restored afterwards
+
+
+def test_the_same_notebook_and_seeds_give_the_same_summary_and_figures(tmp_path: Path) -> None:
+    # A real notebook of the project (the walkthrough runs the simulator), executed twice:
+    # everything the notebook writes must be bit-identical; only the runner's `run` block
+    # (wall time, start time) may differ.
+    outputs = []
+    for name in ("first", "second"):
+        code, out, _ = run_cli(["run", "04_walkthrough", "--out", str(tmp_path / name)])
+        assert code == 0, out
+        outputs.append(tmp_path / name / "04_walkthrough")
+    first, second = (json.loads((o / reports.SUMMARY).read_text()) for o in outputs)
+    assert first.pop("run")["parameters"] == second.pop("run")["parameters"]
+    assert json.dumps(first, sort_keys=True) == json.dumps(second, sort_keys=True)
+    figures = sorted(p.name for p in outputs[0].glob("*.png"))
+    assert figures and figures == sorted(p.name for p in outputs[1].glob("*.png"))
+    for name in figures:
+        assert (outputs[0] / name).read_bytes() == (outputs[1] / name).read_bytes(), name
