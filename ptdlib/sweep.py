@@ -473,12 +473,14 @@ def _run_on_cluster(todo: Sequence[Cell], cells_dir: Path, scheduler: str | None
             cell = futures[future]
             if future.status == "error":
                 failures.append(f"{cell.key[:12]}: {future.exception()!r}")
-            elif set(pd.read_parquet(io.BytesIO(future.result()), columns=["cell"])["cell"]) \
-                    != {cell.key}:
-                failures.append(f"{cell.key[:12]}: the worker runs another ptdlib version or "
-                                "other sources than this client (its cell key differs)")
             else:
-                _write_atomic(cells_dir / f"{cell.key}.parquet", future.result())
+                data = future.result()  # fetched once: each call gathers it from the worker
+                keys = set(pd.read_parquet(io.BytesIO(data), columns=["cell"])["cell"])
+                if keys == {cell.key}:
+                    _write_atomic(cells_dir / f"{cell.key}.parquet", data)
+                else:
+                    failures.append(f"{cell.key[:12]}: the worker runs another ptdlib version "
+                                    "or other sources than this client (its cell key differs)")
             future.release()
             bar.update()
         bar.close()
@@ -542,10 +544,10 @@ def records(table: pd.DataFrame, cells: Sequence[Cell]) -> Records:
     """
     from ptdlib import simulate
 
-    if not cells or len({_settings_key(c) for c in cells}) != 1:
+    settings = {_settings_key(c) for c in cells}
+    if len(settings) != 1:
         raise ValueError("cells must be a non-empty group sharing problem and run (one seed "
-                         f"each); got {len(cells)} cells over "
-                         f"{len({_settings_key(c) for c in cells})} settings")
+                         f"each); got {len(cells)} cells over {len(settings)} settings")
     keys = [c.key for c in cells]
     rows = table[table["cell"].isin(keys)]
     missing = sorted(set(keys) - set(rows["cell"]))
