@@ -6,11 +6,17 @@ Throughput: agent-steps per second of ``ptdlib.simulate.run`` (personalized, K =
 sampling, one seed) and of ``benchmarks.reference_loop.reference_run`` on planted problems with
 n = 50 states, d = 32, r = 4 and N in {1, 16, 256, 4096}, after a warm-up (numba compilation).
 The steady rate N (T - 1) / (time(T) - time(1)) leaves out the one-off set-up (alias tables,
-the N random streams), which is reported separately, as is the end-to-end rate N T / time(T).
-Reference runs are kept short (a few thousand agent-steps at large N) and extrapolated per
-agent-step. Every time is the best of 3 repeats (2 for the reference). Targets (issue 3, on 2
-cores): simulator >= 100x the reference at N = 256, >= 2.5e7 agent-steps/s at N = 4096, and
->= 1e6 steps/s at N = 1.
+the N random streams), which is reported separately, as are the end-to-end rates N T / time(T)
+of the long run and of a short 400-step run (what a sweep cell or a test pays). Reference runs
+are kept short (a few thousand agent-steps at large N) and extrapolated per agent-step. Every
+time is the best of 3 repeats (2 for the reference).
+
+Both kernel arithmetics run side by side, each in a subprocess of its own (numba compiles at
+import): exact IEEE (the default, the same bits on every CPU) and ``PTD_FASTMATH=1``
+(reassociation and contraction), with the ratio fast / exact. Targets (issues 3 and 7, on 2
+cores): simulator >= 100x the reference at N = 256, >= 2.5e7 agent-steps/s at N = 4096,
+>= 1e6 steps/s at N = 1; at N = 4096 a set-up of at most 0.15 s and >= 5e6 agent-steps/s end to
+end for 400 steps.
 
 Memory: a subprocess runs N = 10^4 agents, d = 64 (so n = 65 states, the fewest the planted
 factory allows: d <= n - 1), r = 4 for 10^5 steps recording every 100 steps and prints its
@@ -22,6 +28,8 @@ Timings on a shared machine are noisy; run it on an otherwise idle machine for t
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import resource
 import subprocess
 import sys
@@ -70,12 +78,13 @@ def _rates(run, steps: int, n_agents: int, repeats: int = 3) -> tuple[float, flo
     return steady, n_agents * steps / total, setup
 
 
-def throughput(quick: bool) -> None:
-    print(f"personalized, K = 1, Markov sampling, one seed; n = {N_STATES}, d = {DIM}, "
-          f"r = {RANK}; agent-steps/s (steady = without set-up; best of 3)")
-    print(f"{'N':>6} {'simulator':>12} {'end-to-end':>12} {'set-up s':>9} {'reference':>12} "
-          f"{'ratio':>8}")
-    for n_agents, (sim_steps, ref_steps) in PLAN.items():
+SHORT_RUN = 400
+
+
+def mode_rates(quick: bool) -> dict[int, dict[str, float]]:
+    """Simulator rates in this process's arithmetic mode, per N (steady, end-to-end, set-up)."""
+    out = {}
+    for n_agents, (sim_steps, _) in PLAN.items():
         problem = _problem(n_agents)
         if quick:
             sim_steps = max(2, sim_steps // 10)
@@ -84,14 +93,44 @@ def throughput(quick: bool) -> None:
             simulate.run(problem, steps=T, step_size=STEP_SIZE, seeds=1,
                          record_every=max(1, T // 100))
 
+        sim(2)  # compile (or load the numba cache) outside the timings
+        steady, end_to_end, setup = _rates(sim, sim_steps, n_agents)
+        short = n_agents * SHORT_RUN / _seconds(lambda sim=sim: sim(SHORT_RUN), 3)
+        out[n_agents] = {"steady": steady, "end_to_end": end_to_end, "setup": setup,
+                         "short": short}
+    return out
+
+
+def _mode_in_subprocess(fastmath: bool, quick: bool) -> dict[int, dict[str, float]]:
+    env = {key: value for key, value in os.environ.items() if key != "PTD_FASTMATH"}
+    if fastmath:
+        env["PTD_FASTMATH"] = "1"
+    command = [sys.executable, __file__, "--mode-child", *(["--quick"] if quick else [])]
+    result = subprocess.run(command, env=env, check=True, capture_output=True, text=True)
+    return {int(n): rates for n, rates in json.loads(result.stdout).items()}
+
+
+def throughput(quick: bool) -> None:
+    exact = _mode_in_subprocess(False, quick)
+    fast = _mode_in_subprocess(True, quick)
+    print(f"personalized, K = 1, Markov sampling, one seed; n = {N_STATES}, d = {DIM}, "
+          f"r = {RANK}; agent-steps/s (steady = without set-up; best of 3)")
+    print("exact = IEEE kernels (default); fast = PTD_FASTMATH=1; "
+          f"short = end to end over {SHORT_RUN} steps")
+    print(f"{'N':>6} {'exact':>10} {'fast':>10} {'fast/exact':>10} {'end-to-end':>11} "
+          f"{'short':>10} {'set-up s':>9} {'reference':>10} {'exact/ref':>9}")
+    for n_agents, (_, ref_steps) in PLAN.items():
+        problem = _problem(n_agents)
+
         def ref(T: int, problem=problem) -> None:
             reference_run(problem, steps=T, step_size=STEP_SIZE, seed=0)
 
-        sim(2)  # compile (or load the numba cache) outside the timings
-        steady, end_to_end, setup = _rates(sim, sim_steps, n_agents)
         ref_steady, _, _ = _rates(ref, ref_steps, n_agents, repeats=2)
-        print(f"{n_agents:>6} {steady:>12.3g} {end_to_end:>12.3g} {setup:>9.2f} "
-              f"{ref_steady:>12.3g} {steady / ref_steady:>8.0f}x", flush=True)
+        e, f = exact[n_agents], fast[n_agents]
+        print(f"{n_agents:>6} {e['steady']:>10.3g} {f['steady']:>10.3g} "
+              f"{f['steady'] / e['steady']:>9.2f}x {e['end_to_end']:>11.3g} {e['short']:>10.3g} "
+              f"{e['setup']:>9.3f} {ref_steady:>10.3g} {e['steady'] / ref_steady:>8.0f}x",
+              flush=True)
 
 
 def memory_child(steps: int) -> None:
@@ -109,7 +148,11 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="10x shorter simulator runs")
     parser.add_argument("--skip-memory", action="store_true")
     parser.add_argument("--memory-child", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--mode-child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.mode_child:
+        print(json.dumps(mode_rates(args.quick)))
+        return
     if args.memory_child:
         memory_child(args.memory_child)
         return

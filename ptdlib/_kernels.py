@@ -22,7 +22,7 @@ kernel line            equation                                       steps.py f
 ``_retract``           B~ = Q R, diag R > 0; then w <- R w if rebase  `retraction_step`
 ``theta[i, a] += ..``  theta <- theta + alpha delta phi(s)            `local_td_step`
 ``_average_thetas``    theta^i <- (1/N) sum_j theta^j                 `fedtd_average`
-``_project_thetas``    Theta <- U_r U_r^T Theta (truncated SVD)       `lowrank_projection`
+``_project_thetas``    Theta <- U_r U_r^T Theta (top-r eigenvectors)  `lowrank_projection`
 ``_is_repr..._step``   t mod (tau + 1) = tau                          `fedrep_updates_repr...`
 =====================  =============================================  ===========================
 
@@ -34,8 +34,14 @@ by Phi^T over the touched states only: per agent O(rank), per iteration O(min(N,
 Uniforms are (agents, steps, draws per step), as each agent's Generator fills them (a
 time-major copy would cost more than the strided reads); the alias tables are packed as
 (chain, state, column, [prob, alias]) so a draw touches one cache line, prefetched ahead.
-Floating point may be reassociated (``fastmath`` without the no-NaN/no-inf flags, which the
-divergence test needs), except in `alias_draw`, which reproduces the sampling rule bit for bit.
+Floating point is exact IEEE arithmetic by default: no reassociation, no fused multiply-adds,
+so the same inputs give the same bits on every CPU (x86-64 with or without AVX-512/FMA, arm64)
+and under any ``NUMBA_CPU_NAME``. ``PTD_FASTMATH=1`` in the environment (read at import) lets
+LLVM reassociate and contract (``fastmath`` without the no-NaN/no-inf flags, which the
+divergence test needs): faster, but the last bits then depend on the CPU's vector width and FMA,
+so tests and reports never use it, and report provenance records the mode (`FASTMATH`). Its
+compiled code is cached in a folder of its own, since numba's cache key does not include the
+fastmath flags. `alias_draw` is exact in either mode.
 
 Divergence: after every iteration the updated w, eta (or theta, eta) and the averaged basis
 must be finite with absolute entries <= ``threshold``; otherwise the seed stops and the kernel
@@ -50,8 +56,11 @@ mean parameter, by family).
 
 from __future__ import annotations
 
+import os
 import types
+from pathlib import Path
 
+import numba
 import numpy as np
 from llvmlite import ir
 from numba import njit, prange
@@ -69,14 +78,19 @@ N_METRICS = 4
 #: Agents per block of the K = 1 kernel (fixed: it fixes the summation order of M).
 AGENT_BLOCK = 256
 _EPS = float(np.finfo(np.float64).eps)
+#: Opt-in fast mode (module docstring): the CPU then decides the last bits of every result.
+FASTMATH = os.environ.get("PTD_FASTMATH", "0") == "1"
 #: Reassociation and contraction let LLVM vectorise the inner products; no 'nnan'/'ninf'.
-_FAST = {"reassoc", "contract", "arcp", "nsz"}
-_jit = njit(cache=True, fastmath=_FAST)
+_FLAGS: set[str] = {"reassoc", "contract", "arcp", "nsz"} if FASTMATH else set()
+if FASTMATH:  # numba keys its cache on bytecode and CPU, not flags: keep the two modes apart
+    _default_cache = Path(__file__).resolve().parent / "__pycache__"
+    numba.config.CACHE_DIR = str(Path(numba.config.CACHE_DIR or _default_cache) / "fastmath")
+_jit = njit(cache=True, fastmath=_FLAGS)
 #: Small helpers inlined into the caller's IR (numba inline="always"): factoring costs no call.
-_inline = njit(cache=True, fastmath=_FAST, inline="always")
+_inline = njit(cache=True, fastmath=_FLAGS, inline="always")
 
 
-@njit(cache=True)  # exact IEEE arithmetic: the draw must match markov.sample_next_states
+@njit(cache=True)  # exact in either mode: the draw must match markov.sample_next_states
 def alias_draw(table: np.ndarray, c: int, s: int, u: float) -> int:
     """One draw from row s of chain c with one uniform u in [0, 1) (markov.sample_next_states).
 
@@ -89,6 +103,87 @@ def alias_draw(table: np.ndarray, c: int, s: int, u: float) -> int:
     if x - j < table[c, s, j, 0]:
         return j
     return int(table[c, s, j, 1])
+
+
+#: Rows per task of `alias_rows` (scratch arrays are allocated once per block).
+ALIAS_BLOCK = 4096
+
+
+@njit(cache=True, parallel=True)  # exact in either mode: the tables decide every sampled state
+def alias_rows(p: np.ndarray, prob: np.ndarray, alias: np.ndarray) -> None:
+    """Walker alias tables of each row of p (rows, n) into prob, alias (markov.alias_tables).
+
+    ``prob`` and ``alias`` are (rows, n) arrays, possibly strided views of one packed table
+    (``alias`` may then be float64: states < 2^53 are exact). Blocks of rows run in parallel;
+    each row's table depends on that row alone.
+    """
+    rows = p.shape[0]
+    for b in prange(-(-rows // ALIAS_BLOCK)):
+        _alias_block(p, prob, alias, b * ALIAS_BLOCK, min(rows, (b + 1) * ALIAS_BLOCK))
+
+
+@njit(cache=True)
+def _alias_block(p, prob, alias, lo, hi) -> None:
+    """Rows lo..hi-1 of `alias_rows`.
+
+    Vose's sweep, row by row: with q = n p / sum(p) (a fair share is 1), the light columns
+    (q < 1) and the heavy ones (q >= 1; the largest q if rounding left none) are each visited in
+    column order. With D_m the deficit 1 - q of the lights before light m and E_j the excess
+    q - 1 of heavies 0..j (prefix sums, so no weight is carried by repeated subtraction), light
+    m keeps prob q_m and aliases the first heavy with E_j >= D_m; heavy j is demoted iff
+    E_j < D_total (never the last heavy), with prob 1 + E_j - D_incl(L_j), L_j the last light
+    with D_m <= E_j, and aliases heavy j + 1; other heavies keep prob min(q, 1) and alias
+    themselves.
+    """
+    n = p.shape[1]
+    q = np.empty(n)
+    lights = np.empty(n, dtype=np.int64)
+    heavies = np.empty(n, dtype=np.int64)
+    deficit_before = np.empty(n)  # D_m, lights in column order
+    deficit_upto = np.empty(n)  # D_m + (1 - q_m)
+    excess_upto = np.empty(n)  # E_j, heavies in column order
+    for row in range(lo, hi):
+        total = 0.0
+        for c in range(n):
+            total += p[row, c]
+        scale = n / total
+        largest = 0
+        for c in range(n):
+            q[c] = p[row, c] * scale
+            if q[c] > q[largest]:
+                largest = c
+        forced = q[largest] < 1.0  # rounding can leave every q just below 1
+        n_light = n_heavy = 0
+        deficit = excess = 0.0
+        for c in range(n):
+            if q[c] >= 1.0 or (forced and c == largest):
+                excess += max(q[c] - 1.0, 0.0)
+                heavies[n_heavy] = c
+                excess_upto[n_heavy] = excess
+                n_heavy += 1
+            else:
+                deficit_before[n_light] = deficit
+                deficit += 1.0 - q[c]
+                lights[n_light] = c
+                deficit_upto[n_light] = deficit
+                n_light += 1
+        j = 0
+        for m in range(n_light):
+            while j < n_heavy - 1 and excess_upto[j] < deficit_before[m]:
+                j += 1
+            prob[row, lights[m]] = q[lights[m]]
+            alias[row, lights[m]] = heavies[j]
+        paid = 0  # L_j: lights with D_m <= E_j
+        for j in range(n_heavy):
+            while paid < n_light and deficit_before[paid] <= excess_upto[j]:
+                paid += 1
+            c = heavies[j]
+            if j < n_heavy - 1 and excess_upto[j] < deficit:  # then paid >= 1
+                prob[row, c] = min(max(1.0 + excess_upto[j] - deficit_upto[paid - 1], 0.0), 1.0)
+                alias[row, c] = heavies[j + 1]
+            else:
+                prob[row, c] = min(q[c], 1.0)
+                alias[row, c] = c
 
 
 @intrinsic
@@ -192,6 +287,151 @@ def qr_retract(BT: np.ndarray, R: np.ndarray) -> bool:
         largest = max(largest, R[k, k])
         smallest = min(smallest, R[k, k])
     return smallest > dim * _EPS * largest
+
+
+#: Cyclic Jacobi stops when the off-diagonal mass is below this multiple of eps ||G||_F, or
+#: after JACOBI_SWEEPS sweeps (convergence is quadratic: 6-10 sweeps at dim <= 100).
+JACOBI_SWEEPS = 50
+
+
+@_jit
+def symmetric_eigen(G: np.ndarray, values: np.ndarray, vectors: np.ndarray) -> None:
+    """Eigen-decomposition G = V diag(values) V^T of a symmetric G (m x m), values descending.
+
+    Cyclic Jacobi rotations (Golub & Van Loan, Matrix Computations, 4th ed., Alg. 8.5.3) on a
+    copy of G, in a fixed order with exact IEEE arithmetic, so that the result does not depend
+    on the BLAS/LAPACK build or the CPU (the reason it replaces ``numpy.linalg.eigh`` in the
+    simulator's data path). Accurate to O(eps ||G||) in the eigenvalues and to
+    O(eps ||G|| / gap) in the eigenvectors, like a LAPACK solver.
+    """
+    m = G.shape[0]
+    A = G.copy()
+    V = np.eye(m)
+    scale = 0.0
+    for i in range(m):
+        for k in range(m):
+            scale += A[i, k] * A[i, k]
+    for _ in range(JACOBI_SWEEPS):
+        off = 0.0
+        for i in range(m):
+            for k in range(i + 1, m):
+                off += A[i, k] * A[i, k]
+        if not off > _EPS * _EPS * scale:
+            break
+        for p in range(m - 1):
+            for q in range(p + 1, m):
+                if A[p, q] == 0.0:
+                    continue
+                zeta = (A[q, q] - A[p, p]) / (2.0 * A[p, q])
+                t = (1.0 if zeta >= 0.0 else -1.0) / (abs(zeta) + np.sqrt(1.0 + zeta * zeta))
+                c = 1.0 / np.sqrt(1.0 + t * t)
+                s = t * c
+                for k in range(m):  # A <- A J (columns p, q)
+                    akp, akq = A[k, p], A[k, q]
+                    A[k, p] = c * akp - s * akq
+                    A[k, q] = s * akp + c * akq
+                for k in range(m):  # A <- J^T A (rows p, q)
+                    apk, aqk = A[p, k], A[q, k]
+                    A[p, k] = c * apk - s * aqk
+                    A[q, k] = s * apk + c * aqk
+                for k in range(m):
+                    vkp, vkq = V[k, p], V[k, q]
+                    V[k, p] = c * vkp - s * vkq
+                    V[k, q] = s * vkp + c * vkq
+    order = np.empty(m, dtype=np.int64)
+    for i in range(m):
+        order[i] = i
+    for i in range(m):  # selection sort, descending; ties keep index order
+        best = i
+        for k in range(i + 1, m):
+            if A[order[k], order[k]] > A[order[best], order[best]]:
+                best = k
+        order[i], order[best] = order[best], order[i]
+    for i in range(m):
+        values[i] = A[order[i], order[i]]
+        for k in range(m):
+            vectors[k, i] = V[k, order[i]]
+
+
+@_jit
+def basis_distances(B: np.ndarray, B_star: np.ndarray, out: np.ndarray) -> None:
+    """out = (||(I - B* B*^T) B||_2, ||(I - B* B*^T) B||_F) of an orthonormal B (dim x rank).
+
+    The residual E = B - B* (B*^T B) by loops in a fixed order, then sigma_max(E) as the root of
+    the largest eigenvalue of E^T E (`symmetric_eigen`): the singular values of E are the sines
+    of the principal angles (subspace.subspace_distances, without BLAS or LAPACK).
+    """
+    dim, rank = B.shape
+    E = B.copy()
+    for k in range(B_star.shape[1]):
+        for j in range(rank):
+            c = 0.0
+            for a in range(dim):
+                c += B_star[a, k] * B[a, j]
+            for a in range(dim):
+                E[a, j] -= c * B_star[a, k]
+    gram = np.empty((rank, rank))
+    frobenius = 0.0
+    for i in range(rank):
+        for j in range(rank):
+            acc = 0.0
+            for a in range(dim):
+                acc += E[a, i] * E[a, j]
+            gram[i, j] = acc
+        frobenius += gram[i, i]
+    values = np.empty(rank)
+    symmetric_eigen(gram, values, np.empty((rank, rank)))
+    out[0] = np.sqrt(max(values[0], 0.0))
+    out[1] = np.sqrt(frobenius)
+
+
+#: What a record snapshot holds (ptdlib.simulate): a basis B, the Gram matrix Theta Theta^T, or
+#: the mean parameter.
+BASIS, GRAM, MEAN = 0, 1, 2
+
+
+@_jit
+def top_eigenvectors(G: np.ndarray, rank: int) -> tuple[np.ndarray, bool]:
+    """(V_r, defined): the top-r eigenvectors of a symmetric PSD G (dim x dim), and whether their
+    span is defined, lambda_r > dim eps lambda_1 (it is not while rank(G) < r)."""
+    dim = G.shape[0]
+    values = np.empty(dim)
+    V = np.empty((dim, dim))
+    symmetric_eigen(G, values, V)
+    return np.ascontiguousarray(V[:, :rank]), values[rank - 1] > dim * _EPS * values[0]
+
+
+@_jit
+def snapshot_distances(snapshots, B_star, kind, out) -> None:
+    """out[:, s, g] = (spectral, Frobenius) distance to span(B*) of snapshot (s, g).
+
+    ``kind`` BASIS: the snapshot is B; GRAM: Theta Theta^T, compared through its top-r
+    eigenvectors (undefined while rank(Theta) < r); MEAN: a vector theta-bar, whose distance is
+    the sine of its angle to span(B*) (undefined when it is 0). Undefined distances and
+    snapshots with a non-finite entry leave ``out`` as it was (the caller fills it with NaN).
+    """
+    rank = B_star.shape[1]
+    pair = np.empty(2)
+    for s in range(snapshots.shape[0]):
+        for g in range(snapshots.shape[1]):
+            snap = snapshots[s, g]
+            if not np.all(np.isfinite(snap)):
+                continue
+            if kind == BASIS:
+                basis_distances(snap, B_star, pair)
+            elif kind == GRAM:
+                basis, defined = top_eigenvectors(snap, rank)
+                if not defined:
+                    continue
+                basis_distances(basis, B_star, pair)
+            else:
+                norm = np.sqrt(_dot(snap[:, 0], snap[:, 0]))
+                if not norm > 0.0:
+                    continue
+                basis_distances(snap / norm, B_star, pair)
+                pair[0] = pair[1]  # one column: both norms are the sine of the angle
+            out[0, s, g] = pair[0]
+            out[1, s, g] = pair[1]
 
 
 @_jit
@@ -457,7 +697,7 @@ def _compiled(body, name: str, parallel: bool):
     """Compile ``body`` under its own name (numba caches by name: one cache entry per variant)."""
     clone = types.FunctionType(body.__code__, body.__globals__, name)
     clone.__qualname__ = name
-    return njit(cache=True, fastmath=_FAST, parallel=parallel)(clone)
+    return njit(cache=True, fastmath=_FLAGS, parallel=parallel)(clone)
 
 
 _shared_seed = _compiled(_shared_seed_body, "_shared_seed", parallel=False)
@@ -544,18 +784,35 @@ def _average_thetas(theta) -> None:
 
 
 @_jit
-def _project_thetas(theta, rank) -> None:
-    """Theta <- U_r U_r^T Theta by truncated SVD of theta (N x d) (lowrank_projection)."""
+def gram_matrix(theta: np.ndarray) -> np.ndarray:
+    """theta^T theta (dim x dim) of theta (N x dim), summed over agents in order (no BLAS)."""
     n_agents, dim = theta.shape
-    Vt = np.linalg.svd(theta, full_matrices=n_agents < dim)[2]
+    gram = np.zeros((dim, dim))
+    for i in range(n_agents):
+        for a in range(dim):
+            for b in range(dim):
+                gram[a, b] += theta[i, a] * theta[i, b]
+    return gram
+
+
+@_jit
+def _project_thetas(theta, rank) -> None:
+    """Theta <- V_r V_r^T Theta, V_r the top-r eigenvectors of theta^T theta (lowrank_projection).
+
+    V_r spans the top-r left singular vectors of Theta = theta^T (`symmetric_eigen`,
+    machine-independent, instead of LAPACK's SVD); an undefined span (rank(Theta) < r) needs no
+    care: Theta has no component along the extra eigenvectors.
+    """
+    n_agents, dim = theta.shape
+    V = top_eigenvectors(gram_matrix(theta), rank)[0]
     h = np.zeros(rank)
     for i in range(n_agents):
         for k in range(rank):
-            h[k] = _dot(theta[i], Vt[k])
+            h[k] = _dot(theta[i], V[:, k])
         for a in range(dim):
             acc = 0.0
             for k in range(rank):
-                acc += h[k] * Vt[k, a]
+                acc += h[k] * V[a, k]
             theta[i, a] = acc
 
 

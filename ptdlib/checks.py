@@ -25,6 +25,23 @@ Pre-registration can be made explicit: ``table.expect(Expectation.close(...))`` 
 the experiment and ``table.measure(name, value)`` after it; an expectation never measured fails.
 A :class:`CheckTable` prints the verdicts with values rounded to a stable precision (nbval
 compares that text), writes them to ``summary.json`` and ``assert_all()`` fails the notebook.
+
+Known failures
+--------------
+A pre-registered expectation that the data refute is not widened after the fact: the notebook
+registers it with ``table.expect_failure(name, reason)`` before writing the summary. Its verdict
+text is then ``KNOWN FAIL`` (table, summary, index) and the notebook's status ``known failures``,
+which ``ptd run`` accepts. Like pytest's strict xfail, a known failure that passes is an
+``UNEXPECTED PASS`` and fails the notebook, so the documented reason cannot go stale:
+
+===================  ==================  ===========================
+verdict_text         measurement passes  registered as known failure
+===================  ==================  ===========================
+PASS                 yes                 no
+FAIL                 no                  no
+KNOWN FAIL           no                  yes
+UNEXPECTED PASS      yes                 yes
+===================  ==================  ===========================
 """
 
 from __future__ import annotations
@@ -63,13 +80,20 @@ __all__ = [
     "format_table",
     "format_value",
     "json_value",
+    "notebook_status",
+    "verdict_text",
     "write_summary",
 ]
 
 Relation = Literal["close", "at_most", "at_least", "ci_inside", "ci_overlap", "ratio",
                    "ratio_at_most", "ratio_at_least", "true"]
 RELATIONS: tuple[str, ...] = get_args(Relation)
-SUMMARY_SCHEMA = 1
+#: 2 added the per-check ``known_failure`` and ``verdict_text``, ``n_known_failures`` and the
+#: status ``known failures``; schema 1 summaries read as schema 2 without known failures.
+SUMMARY_SCHEMA = 2
+PASSED, KNOWN_FAILURES, FAILED = "passed", "known failures", "failed"
+#: The notebook statuses that let ``ptd run`` exit 0.
+ACCEPTED_STATUSES = (PASSED, KNOWN_FAILURES)
 #: Significant digits kept for floats in summary.json: far above any check's tolerance, far
 #: below the last bits that change with the BLAS or the machine.
 JSON_DIGITS = 12
@@ -79,7 +103,10 @@ PROVENANCE_PACKAGES = ("numpy", "scipy", "numba", "sympy", "matplotlib", "seabor
 
 @dataclass(frozen=True)
 class Verdict:
-    """One checked claim; ``tol`` is the tolerance fixed before the run (see the module table)."""
+    """One checked claim; ``tol`` is the tolerance fixed before the run (see the module table).
+
+    ``known_failure`` is the one-line reason of a registered known failure, else None.
+    """
 
     name: str
     claim: str
@@ -90,12 +117,14 @@ class Verdict:
     relation: Relation = "close"
     detail: str = ""
     ci: tuple[float, float] | None = None
+    known_failure: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready fields plus the rendered ``measured_text`` / ``expected_text``."""
+        """JSON-ready fields plus the rendered measured, expected and verdict text."""
         record = json_value(dataclasses.asdict(self))
         record["measured_text"] = measured_text(self)
         record["expected_text"] = expected_text(self)
+        record["verdict_text"] = verdict_text(self)
         return record
 
     @classmethod
@@ -302,6 +331,7 @@ class CheckTable:
 
     def __init__(self) -> None:
         self._entries: dict[str, Expectation | Verdict] = {}
+        self._known_failures: dict[str, str] = {}
 
     def _register(self, entry: Expectation | Verdict) -> None:
         if entry.name in self._entries:
@@ -331,14 +361,38 @@ class CheckTable:
         self._register(verdict)
         return verdict
 
+    def expect_failure(self, name: str, reason: str) -> None:
+        """Register the recorded check ``name`` as a known failure, for the documented ``reason``.
+
+        Call it before ``write_summary`` so that the summary and the index show ``KNOWN FAIL``
+        and ``ptd run`` accepts the notebook; :meth:`assert_all` then fails the notebook if the
+        check passes (strict, like pytest's xfail).
+
+        Parameters
+        ----------
+        name : str
+            A check already registered with :meth:`expect` or :meth:`add`.
+        reason : str
+            One line saying why the data refute the expectation; shown next to the verdict.
+        """
+        if name not in self._entries:
+            raise ValueError(f"name must be a recorded check; {name!r} is not in the table")
+        if name in self._known_failures:
+            raise ValueError(f"name {name!r} is already registered as a known failure")
+        if not isinstance(reason, str) or not reason.strip() or "\n" in reason:
+            raise ValueError(f"reason must be a non-empty single line; got {reason!r}")
+        self._known_failures[name] = reason.strip()
+
     @property
     def verdicts(self) -> tuple[Verdict, ...]:
-        """All verdicts; an expectation never measured is a failed verdict with measured NaN."""
-        return tuple(
+        """All verdicts, known failures marked; an expectation never measured fails (NaN)."""
+        verdicts = (
             entry if isinstance(entry, Verdict) else Verdict(
                 entry.name, entry.claim, math.nan, entry.expected, entry.tol, False,
                 entry.relation, "never measured")
             for entry in self._entries.values())
+        return tuple(dataclasses.replace(v, known_failure=self._known_failures[v.name])
+                     if v.name in self._known_failures else v for v in verdicts)
 
     def __iter__(self) -> Iterator[Verdict]:
         return iter(self.verdicts)
@@ -347,7 +401,7 @@ class CheckTable:
         return len(self._entries)
 
     def failed(self) -> tuple[Verdict, ...]:
-        """The verdicts that did not pass."""
+        """The verdicts that did not pass, known failures included."""
         return tuple(v for v in self.verdicts if not v.ok)
 
     @property
@@ -368,20 +422,20 @@ class CheckTable:
     def assert_all(self, expected_failures: Mapping[str, str] | None = None) -> None:
         """Raise AssertionError naming every failed check with its measured and expected value.
 
-        ``expected_failures`` maps a check's name to the documented reason it fails (a
-        pre-registered expectation the data contradict). Like pytest's strict xfail, such a
-        check still counts as FAILED everywhere it is reported (table, summary, index); it only
-        stops this call from raising, and this call raises if it unexpectedly passes or is not
-        in the table, so the documentation cannot go stale.
+        Known failures registered with :meth:`expect_failure` do not raise; like pytest's strict
+        xfail, this call raises if one of them passes, so the documentation cannot go stale.
+        ``expected_failures`` (name to reason) is the older way to list them here only: this
+        call treats them the same (and raises for a name not in the table), but the summary,
+        written before, still counts them as FAIL.
         """
         if not self._entries:
             raise AssertionError("no checks were recorded")
-        known = dict(expected_failures or {})
+        known = {**self._known_failures, **(expected_failures or {})}
         names = {v.name for v in self.verdicts}
         problems = [f"  {name}: listed as an expected failure but not in the table"
                     for name in known if name not in names]
         problems += [f"  {v.name}: expected to fail ({known[v.name]}) but now passes; update "
-                     "the notebook and remove it from expected_failures"
+                     "the notebook and remove it from the known failures"
                      for v in self.verdicts if v.ok and v.name in known]
         failed = [v for v in self.failed() if v.name not in known]
         problems += [f"  {v.name}: measured {measured_text(v)}, expected {expected_text(v)}"
@@ -404,11 +458,53 @@ def format_value(value: Any, digits: int = 4) -> str:
     return "0" if text == "-0" else text
 
 
-def measured_text(verdict: Verdict, digits: int = 4) -> str:
-    """The measured value, followed by its CI when there is one."""
-    text = format_value(verdict.measured, digits)
+def resolution(verdict: Verdict | Expectation) -> float:
+    """The finest change of the measured value that the verdict's band can tell apart.
+
+    A hundredth of the band the verdict is judged on: the tolerance of a ``close`` or interval
+    check, the bound (or its slack, if larger) of ``at_most`` / ``at_least``, the expected
+    value times the relative width of a ratio band; 0 where there is no band (``true``, or a
+    zero band), and the value is then printed to ``digits`` significant digits.
+    """
+    e, t = abs(float(verdict.expected)), abs(float(verdict.tol))
+    band = {
+        "close": t, "ci_inside": t, "ci_overlap": t,
+        "at_most": max(e, t), "at_least": max(e, t),
+        "ratio": e * abs(t - 1.0), "ratio_at_most": e * abs(t - 1.0),
+        "ratio_at_least": e * abs(1.0 - 1.0 / t) if t else 0.0,
+    }.get(verdict.relation, 0.0)
+    return band / 100.0
+
+
+def stable_value(value: Any, resolution: float, digits: int = 4) -> str:
+    """``value`` to ``digits`` significant digits, or coarser: to the power of ten at or below
+    ``resolution`` when that keeps fewer digits (`format_value` when resolution is 0).
+
+    Digits below the resolution are round-off or noise that the check cannot see; they may
+    differ between machines, so a compared notebook cell does not print them (3e-16 against a
+    1e-12 tolerance prints ``0``; 0.001351 against a bound of 0.005 prints ``0.00135``).
+    """
+    if (isinstance(value, bool | np.bool_) or not resolution > 0
+            or not math.isfinite(float(value))):
+        return format_value(value, digits)
+    exponent = math.floor(math.log10(resolution))
+    rounded = round(float(value), -exponent)
+    if rounded == 0:
+        return "0"
+    kept = math.floor(math.log10(abs(rounded))) - exponent + 1
+    return format_value(rounded, kept) if kept < digits else format_value(value, digits)
+
+
+def measured_text(verdict: Verdict, digits: int = 4, *, stable: bool = False) -> str:
+    """The measured value, followed by its CI when there is one.
+
+    ``stable=True`` rounds them to the verdict's `resolution` (what nbval-compared cells
+    print); otherwise to ``digits`` significant digits (summary.json, the report index).
+    """
+    step = resolution(verdict) if stable else 0.0
+    text = stable_value(verdict.measured, step, digits)
     if verdict.ci is not None:
-        low, high = (format_value(c, digits) for c in verdict.ci)
+        low, high = (stable_value(c, step, digits) for c in verdict.ci)
         text += f" [{low}, {high}]"
     return text
 
@@ -430,15 +526,41 @@ def expected_text(verdict: Verdict | Expectation, digits: int = 4) -> str:
     }[verdict.relation]
 
 
-def format_table(verdicts: Iterable[Verdict], digits: int = 4, *, values: bool = True) -> str:
-    """Fixed-width text table of verdicts; stable across runs for nbval.
+def verdict_text(verdict: Verdict) -> str:
+    """PASS, FAIL, KNOWN FAIL or UNEXPECTED PASS (see "Known failures" in the module docs)."""
+    if verdict.known_failure is None:
+        return "PASS" if verdict.ok else "FAIL"
+    return "UNEXPECTED PASS" if verdict.ok else "KNOWN FAIL"
 
-    With ``values=False`` the measured column is left out, for output cells compared by nbval
-    where a measured value near round-off (say 3e-16) would differ between machines.
+
+def fails_notebook(verdict: Verdict) -> bool:
+    """Whether ``verdict`` fails its notebook: a FAIL or an UNEXPECTED PASS (strict xfail)."""
+    return verdict_text(verdict) in ("FAIL", "UNEXPECTED PASS")
+
+
+def notebook_status(verdicts: Iterable[Verdict]) -> str:
+    """``failed`` (no checks, or one fails the notebook), else ``known failures`` or ``passed``."""
+    verdicts = list(verdicts)
+    if not verdicts or any(fails_notebook(v) for v in verdicts):
+        return FAILED
+    return KNOWN_FAILURES if any(v.known_failure is not None for v in verdicts) else PASSED
+
+
+def count_text(n: int, noun: str) -> str:
+    """``n`` and ``noun``, plural unless ``n == 1``: ``1 known failure``, ``2 known failures``."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+def format_table(verdicts: Iterable[Verdict], digits: int = 4, *, values: bool = True) -> str:
+    """Fixed-width text table of verdicts, the same text on every machine (nbval compares it).
+
+    Measured values are rounded to each verdict's `resolution` (``measured_text(stable=True)``),
+    so round-off and noise below what the tolerance can see never reach the text; ``values=False``
+    leaves the measured column out altogether.
     """
     header = ["check", *(["measured"] if values else []), "expected", "verdict", "claim"]
-    rows = [[v.name, *([measured_text(v, digits)] if values else []), expected_text(v, digits),
-             "PASS" if v.ok else "FAIL", v.claim] for v in verdicts]
+    rows = [[v.name, *([measured_text(v, digits, stable=True)] if values else []),
+             expected_text(v, digits), verdict_text(v), v.claim] for v in verdicts]
     widths = [max(len(row[k]) for row in [header, *rows]) for k in range(len(header) - 1)]
     return "\n".join("  ".join([*(cell.ljust(w) for cell, w in zip(row, widths, strict=False)),
                                 row[-1]]).rstrip() for row in [header, *rows])
@@ -492,8 +614,11 @@ def collect_provenance(seeds: Iterable[int]) -> dict[str, Any]:
             packages[name] = importlib.metadata.version(name)
         except importlib.metadata.PackageNotFoundError:
             packages[name] = "not installed"
+    from ptdlib._kernels import FASTMATH  # numba is loaded by then: the notebook simulated
+
     return {"seeds": [int(s) for s in seeds], "python": platform.python_version(),
-            "machine": platform.machine(), "packages": packages}
+            "machine": platform.machine(), "packages": packages,
+            "kernel_arithmetic": "fastmath (PTD_FASTMATH=1)" if FASTMATH else "exact IEEE"}
 
 
 def write_summary(path: str | Path, notebook: str, verdicts: Iterable[Verdict],
@@ -502,16 +627,19 @@ def write_summary(path: str | Path, notebook: str, verdicts: Iterable[Verdict],
     """Write ``summary.json``: the verdicts, parameters, provenance and figures of one notebook.
 
     Keys are sorted and floats kept to 12 significant digits, so equal results give equal files.
-    ``parameters`` is a mapping or a dataclass (the notebook's typed config).
+    ``parameters`` is a mapping or a dataclass (the notebook's typed config). ``status`` is
+    :func:`notebook_status`; ``n_failed`` counts the checks that fail the notebook (FAIL and
+    UNEXPECTED PASS), ``n_known_failures`` the KNOWN FAIL ones; each check carries its
+    ``known_failure`` reason (or null) and its ``verdict_text``.
     """
     verdicts = list(verdicts)
-    n_failed = sum(not v.ok for v in verdicts)
     summary = {
         "schema": SUMMARY_SCHEMA,
         "notebook": notebook,
-        "status": "passed" if verdicts and not n_failed else "failed",
+        "status": notebook_status(verdicts),
         "n_checks": len(verdicts),
-        "n_failed": n_failed,
+        "n_failed": sum(fails_notebook(v) for v in verdicts),
+        "n_known_failures": sum(verdict_text(v) == "KNOWN FAIL" for v in verdicts),
         "checks": [v.to_dict() for v in verdicts],
         "parameters": parameters,
         "provenance": provenance,

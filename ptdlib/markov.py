@@ -62,7 +62,6 @@ BoolArray = NDArray[np.bool_]
 # Block sizes (in array elements) of the vectorised kernels, measured on a 2-core machine: large
 # enough to amortise Python overhead, small enough that temporaries stay in cache.
 _GTH_BLOCK = 2**19  # (n, n, chains) working array
-_ALIAS_BLOCK = 2**14  # (rows, n) temporaries of the alias construction
 _DRAW_BLOCK = 2**20  # uniforms drawn at once
 
 
@@ -535,60 +534,6 @@ class AliasTables:
         return int(self.prob.shape[2])
 
 
-def _sweep_alias(p: FloatArray) -> tuple[FloatArray, IntArray]:
-    """Alias tables of each row of p (rows, n), all rows at once.
-
-    The sweep visits the light columns (n p < 1) and the heavy columns (n p >= 1) each in column
-    order: the current heavy pays the deficit 1 - q of the next light while its weight is >= 1,
-    otherwise it is demoted to a column of its own weight with the next heavy as alias (the last
-    heavy never is). With D(m) the deficit of the first m lights and E(j) the excess of heavies
-    0..j, light m is paid by the first heavy with E(j) >= D(m), and heavy j is demoted iff
-    E(j) < D(all) with weight 1 + E(j) - D(L_j), L_j = #{m : D(m) <= E(j)}. These ranks come from
-    merging the two sorted prefix-sum sequences of each row with one sort.
-    """
-    rows, n = p.shape
-    cols = np.arange(n)
-    offset = (np.arange(rows) * n)[:, None]  # row offsets into flattened (rows, n) arrays
-
-    def take(a: NDArray, index: IntArray) -> NDArray:
-        return a.ravel()[offset + index]
-
-    q = p * (n / p.sum(axis=1, keepdims=True))  # scaled so that a fair share is 1
-    heavy = q >= 1.0
-    no_heavy = np.flatnonzero(~heavy.any(axis=1))  # rounding can leave every q just below 1
-    heavy[no_heavy, np.argmax(q[no_heavy], axis=1)] = True
-    light = ~heavy
-    deficit = np.where(light, 1.0 - q, 0.0)
-    D_incl = np.cumsum(deficit, axis=1)
-    D_excl = np.zeros_like(D_incl)
-    D_excl[:, 1:] = D_incl[:, :-1]
-    E_incl = np.cumsum(np.maximum(q - 1.0, 0.0), axis=1)  # lights add 0
-    # Non-negative doubles order like their int64 bit patterns; the low bit tags the sequence
-    # (0 = light, 1 = heavy) so that on a tie D(m) = E(j) the light sorts first, as in the sweep.
-    one = np.int64(1)
-    key = np.where(light, D_excl.view(np.int64) & ~one, E_incl.view(np.int64) | one)
-    key.sort(axis=1)
-    is_heavy = (key & one).astype(bool)
-    heavies_upto = np.cumsum(is_heavy, axis=1)
-    n_light = n - heavies_upto[:, -1:]
-    # rank: position of each column in the order "lights, then heavies", each in column order
-    lights_upto = np.cumsum(light, axis=1)
-    rank = np.where(light, lights_upto - 1, n_light + cols - lights_upto)
-    by_rank = np.empty(rows * n, dtype=np.int64)
-    by_rank[offset + rank] = cols
-    # merged position -> rank: a light's count is c = #{j : E(j) < D(m)}, a heavy's is L_j
-    count = np.empty(rows * n, dtype=np.int64)
-    count[offset + np.where(is_heavy, n_light + heavies_upto - 1, cols - heavies_upto)] = (
-        np.where(is_heavy, cols - heavies_upto + 1, heavies_upto))
-    count = take(count, rank)
-    payer = np.minimum(n_light + count, n - 1)  # the last heavy pays what rounding leaves over
-    alias = take(by_rank, np.where(light, payer, np.minimum(rank + 1, n - 1)))
-    D_at_demotion = take(D_incl, take(by_rank, np.maximum(count - 1, 0)))
-    demoted = heavy & (rank < n - 1) & (E_incl < D_incl[:, -1:])
-    prob = np.where(demoted, np.clip(1.0 + E_incl - D_at_demotion, 0.0, 1.0), np.minimum(q, 1.0))
-    return prob, np.where(light | demoted, alias, cols)
-
-
 def alias_tables(P: ArrayLike) -> AliasTables:
     """Walker alias tables for every row of a stack of transition matrices.
 
@@ -605,7 +550,8 @@ def alias_tables(P: ArrayLike) -> AliasTables:
     Notes
     -----
     q = n P[i, s, :]; light columns (q < 1) keep prob q and alias a heavy one (Vose's pairing, in
-    the sweeping order, vectorised over rows).
+    the sweeping order, with prefix sums instead of repeated subtraction; compiled, row by
+    row: `ptdlib._kernels.alias_rows`).
 
     References
     ----------
@@ -615,15 +561,13 @@ def alias_tables(P: ArrayLike) -> AliasTables:
 
 
 def _build_alias_tables(stack: FloatArray) -> AliasTables:
-    """``alias_tables`` for a validated stack (N, n, n), in blocks of rows."""
+    """``alias_tables`` for a validated stack (N, n, n): the compiled sweep of every row."""
+    from ptdlib._kernels import alias_rows  # numba loads only where tables are built
+
     N, n, _ = stack.shape
-    rows = stack.reshape(N * n, n)
     prob = np.empty((N * n, n))
     alias = np.empty((N * n, n), dtype=np.int64)
-    block = max(1, _ALIAS_BLOCK // n)
-    for start in range(0, N * n, block):
-        chunk = slice(start, start + block)
-        prob[chunk], alias[chunk] = _sweep_alias(rows[chunk])
+    alias_rows(np.ascontiguousarray(stack).reshape(N * n, n), prob, alias)
     return AliasTables(prob.reshape(N, n, n), alias.reshape(N, n, n))
 
 

@@ -7,9 +7,10 @@ figures and ``summary.json`` (schema in ``ptdlib.checks.write_summary``, plus a 
 added by ``ptd run``: profile, overrides, wall time, git commit and the source hashes below).
 Inside a notebook, :class:`NotebookOutput` is the only writer: it saves figures and the summary
 into the ``output_dir`` parameter, and writes nothing when ``output_dir == ""`` (interactive use,
-nbval). From the summaries, :func:`write_index` builds ``reports/index.html`` (one row per check,
-key figures, provenance), ``reports/README.md`` (the same in Markdown) and
-``reports/manifest.json``, which records for every report the SHA-256 of the notebook's source
+nbval). From the summaries, :func:`write_index` builds ``reports/index.html`` (one row per check
+with its verdict, PASS, FAIL, KNOWN FAIL with its reason or UNEXPECTED PASS; key figures,
+provenance), ``reports/README.md`` (the same in Markdown) and ``reports/manifest.json``, which
+records for every report the SHA-256 of the notebook's source
 (``notebook_params.notebook_source_hash``), of the ``ptdlib`` sources it ran against and of its
 summary. :func:`stale_report_sources` compares that manifest with the current sources.
 
@@ -82,7 +83,7 @@ class NotebookOutput:
 
     def write_summary(self, table: checks.CheckTable, parameters: Any, *,
                       seeds: list[int] | None = None) -> Path | None:
-        """Write ``summary.json``; call it right before ``table.assert_all()``.
+        """Write ``summary.json``, after any ``table.expect_failure`` and before ``assert_all()``.
 
         ``parameters`` is the typed config (dataclass) or a mapping; ``seeds`` defaults to its
         ``seed``. Without an output folder the summary is only checked to be serialisable.
@@ -148,7 +149,7 @@ class ReportEntry:
 
     @property
     def status(self) -> str:
-        """passed, failed or missing."""
+        """passed, known failures, failed or missing."""
         return "missing" if self.summary is None else str(self.summary.get("status", "failed"))
 
     @property
@@ -188,6 +189,7 @@ def _provenance_rows(entry: ReportEntry) -> list[tuple[str, str]]:
         ("wall time", f"{run['wall_time_s']:.1f} s" if "wall_time_s" in run else "unknown"),
         ("git commit", str(run.get("git_commit", "unknown"))),
         ("python", str(provenance.get("python", "unknown"))),
+        ("kernel arithmetic", str(provenance.get("kernel_arithmetic", "unknown"))),
         ("packages", packages),
         ("parameters", json.dumps(summary.get("parameters", {}), sort_keys=True)),
     ]
@@ -205,23 +207,29 @@ def _key_figures(entry: ReportEntry) -> list[Mapping[str, Any]]:
     return [f for f in figures if f.get("key", True)]
 
 
-def _check_rows(entry: ReportEntry) -> list[tuple[str, str, str, str, str]]:
-    """(check, claim, measured, expected, verdict) rows; one placeholder row when no checks."""
+def _check_rows(entry: ReportEntry) -> list[tuple[str, str, str, str, str, str]]:
+    """(check, claim, measured, expected, verdict, reason) rows; a placeholder row when no checks.
+
+    ``reason`` is the one-line reason of a registered known failure, else empty.
+    """
     rows = [(v.name, v.claim, checks.measured_text(v), checks.expected_text(v),
-             "PASS" if v.ok else "FAIL") for v in entry.verdicts]
+             checks.verdict_text(v), v.known_failure or "") for v in entry.verdicts]
     if rows:
         return rows
     if entry.status == "missing":
-        return [("(no checks)", "notebook has no report yet", "", "", "NOT RUN")]
-    return [("(no checks)", "notebook recorded no checks", "", "", entry.status.upper())]
+        return [("(no checks)", "notebook has no report yet", "", "", "NOT RUN", "")]
+    return [("(no checks)", "notebook recorded no checks", "", "", entry.status.upper(), "")]
 
 
 def _totals(entries: list[ReportEntry]) -> str:
     verdicts = [v for e in entries for v in e.verdicts]
-    failed = sum(not v.ok for v in verdicts)
+    passed = sum(checks.verdict_text(v) == "PASS" for v in verdicts)
+    known = sum(checks.verdict_text(v) == "KNOWN FAIL" for v in verdicts)
+    failed = sum(checks.fails_notebook(v) for v in verdicts)
     missing = sum(e.status == "missing" for e in entries)
-    return (f"{len(verdicts) - failed} of {len(verdicts)} checks passed across {len(entries)} "
-            f"notebooks; {failed} failed; {missing} notebooks without a report.")
+    return (f"{passed} of {len(verdicts)} checks passed across {len(entries)} notebooks; "
+            f"{checks.count_text(known, 'known failure')}; {failed} failed; {missing} notebooks "
+            "without a report.")
 
 
 HTML_STYLE = """
@@ -231,6 +239,8 @@ th, td { border: 1px solid #ccc; padding: 0.3rem 0.6rem; text-align: left; verti
 th { background: #f3f3f3; }
 tr.pass td.verdict { color: #17692d; font-weight: bold; }
 tr.fail td.verdict { color: #b00020; font-weight: bold; }
+tr.known td.verdict { color: #8a5300; font-weight: bold; }
+td.verdict .reason { font-weight: normal; }
 figure { display: inline-block; margin: 0.5rem; max-width: 34rem; }
 figure img { max-width: 100%; border: 1px solid #ddd; }
 td.value { font-family: ui-monospace, monospace; white-space: nowrap; }
@@ -243,6 +253,10 @@ window.addEventListener("load", function () {
   document.body.setAttribute("data-images-loaded", loaded.length + "/" + images.length);
 });
 </script>"""
+
+
+#: Row style per verdict text; every other verdict (FAIL, UNEXPECTED PASS, NOT RUN) is "fail".
+ROW_CLASSES = {"PASS": "pass", "KNOWN FAIL": "known"}
 
 
 def _html_section(entry: ReportEntry, reports_dir: Path) -> list[str]:
@@ -271,12 +285,13 @@ def render_html(entries: list[ReportEntry], reports_dir: Path) -> str:
     e = html.escape
     rows = []
     for entry in entries:
-        for name, claim, measured, expected, verdict in _check_rows(entry):
-            css = "pass" if verdict == "PASS" else "fail"
+        for name, claim, measured, expected, verdict, reason in _check_rows(entry):
+            css = ROW_CLASSES.get(verdict, "fail")
+            note = f' <span class="reason">({e(reason)})</span>' if reason else ""
             rows.append(f'<tr class="{css}"><td><a href="#nb-{e(entry.stem)}">{e(entry.stem)}</a>'
                         f"</td><td>{e(name)}</td><td>{e(claim)}</td>"
                         f'<td class="value">{e(measured)}</td><td class="value">{e(expected)}</td>'
-                        f'<td class="verdict">{e(verdict)}</td></tr>')
+                        f'<td class="verdict">{e(verdict)}{note}</td></tr>')
     sections = [line for entry in entries for line in _html_section(entry, reports_dir)]
     return "\n".join([
         "<!DOCTYPE html>", '<html lang="en">', "<head>", '<meta charset="utf-8">',
@@ -298,8 +313,9 @@ def render_markdown(entries: list[ReportEntry], reports_dir: Path) -> str:
              "| notebook | check | claim | measured | expected | verdict |",
              "|---|---|---|---|---|---|"]
     for entry in entries:
-        lines += [f"| {entry.stem} | {' | '.join(_md(c) for c in row)} |"
-                  for row in _check_rows(entry)]
+        lines += [f"| {entry.stem} | {' | '.join(_md(c) for c in row)}"
+                  f"{f' ({_md(reason)})' if reason else ''} |"
+                  for *row, reason in _check_rows(entry)]
     for entry in entries:
         lines += ["", f"## {entry.stem}: {entry.status}", ""]
         links = _artifact_links(entry, reports_dir)

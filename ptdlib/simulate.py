@@ -34,9 +34,11 @@ by the alias rule of `markov.sample_next_states`. Reward noise (only if ``proble
 > 0) comes from a separate stream, the child ``SeedSequence(s, spawn_key=(i, 0))``, one standard
 normal per iteration. The random initial basis (Haar) comes from the seed's root stream
 ``default_rng(s)``, never from an agent's. Chunking of the bulk draws therefore never changes
-the results, and a seed's run does not depend on the other seeds run with it. Same seed, same
-machine: bit-identical traces (the kernels let the compiler fuse multiply-adds, so another CPU
-may differ in the last bits). Heads, gains and full parameters start at 0.
+the results, and a seed's run does not depend on the other seeds run with it. Same seed and
+problem, any machine: bit-identical traces. The kernels use exact IEEE arithmetic (unless
+``PTD_FASTMATH=1``, see `ptdlib._kernels`), and the sampled path uses no BLAS or LAPACK: the
+QR of B_0, the low-rank projection and the recorded distances are compiled routines of
+`ptdlib._kernels`. Heads, gains and full parameters start at 0.
 
 Divergence. After every iteration each seed's updated heads, gains and parameters must be
 finite with absolute entries <= ``divergence_threshold`` (default 1e6 times the problem scale
@@ -66,7 +68,7 @@ import numpy as np
 import pandas as pd
 
 from ptdlib import _kernels as kern
-from ptdlib import markov, schedules, steps, subspace
+from ptdlib import markov, schedules, steps
 from ptdlib._validation import (
     FloatArray,
     IntArray,
@@ -370,22 +372,13 @@ def _mu_tables(mu: FloatArray) -> markov.AliasTables:
     return markov.alias_tables(rows.reshape(blocks, n, n))
 
 
-def _packed(prob: FloatArray, alias: IntArray) -> FloatArray:
-    """(..., n, 2) table holding (prob, alias) side by side: one cache line per draw."""
-    table = np.empty((*prob.shape, 2))
-    table[..., 0] = prob
-    table[..., 1] = alias  # states < 2^53 are exact in float64
-    return table
-
-
-def _transition_table(P: FloatArray) -> FloatArray:
-    """Packed alias tables (M, n, n, 2) of M chains, built in blocks to bound peak memory."""
-    M, n, _ = P.shape
-    table = np.empty((M, n, n, 2))
-    block = max(1, DRAW_BUDGET // (n * n))
-    for start in range(0, M, block):
-        tables = markov.alias_tables(P[start:start + block])
-        table[start:start + block] = _packed(tables.prob, tables.alias)
+def _packed_tables(rows: FloatArray) -> FloatArray:
+    """(..., n, 2) alias tables of rows (..., n) with (prob, alias) side by side: one cache line
+    per draw; built straight into the packed layout (states < 2^53 are exact in float64)."""
+    n = rows.shape[-1]
+    table = np.empty((*rows.shape, 2))
+    flat = table.reshape(-1, n, 2)
+    kern.alias_rows(np.ascontiguousarray(rows).reshape(-1, n), flat[..., 0], flat[..., 1])
     return table
 
 
@@ -420,6 +413,17 @@ def _kernel_arrays(problem: Any) -> types.SimpleNamespace:
         sigma=float(problem.reward_noise))
 
 
+def _haar_basis(dim: int, rank: int, seed: int) -> FloatArray:
+    """subspace.haar_orthonormal(dim, rank, default_rng(seed)), factored by the kernels' QR.
+
+    The same Gaussian draws and the same sign-fixed Q factor, computed without LAPACK so that
+    B_0 has the same bits on every machine.
+    """
+    BT = np.random.default_rng(seed).standard_normal((dim, rank)).T.copy()
+    kern.qr_retract(BT, np.empty((rank, rank)))
+    return BT.T.copy()
+
+
 def _initial_state(problem: Any, cfg: _Config) -> _State:
     S, N, d = len(cfg.seeds), problem.n_agents, problem.dim
     r = cfg.rank or 1
@@ -428,8 +432,7 @@ def _initial_state(problem: Any, cfg: _Config) -> _State:
     elif cfg.init_subspace is not None:
         B = np.broadcast_to(cfg.init_subspace, (S, d, r)).copy()
     elif cfg.shared:
-        B = np.stack([subspace.haar_orthonormal(d, r, np.random.default_rng(seed))
-                      for seed in cfg.seeds])
+        B = np.stack([_haar_basis(d, r, seed) for seed in cfg.seeds])
     else:
         B = np.zeros((S, d, r))
     copies = cfg.shared and cfg.period > 1
@@ -451,27 +454,16 @@ def _snapshot_width(cfg: _Config, dim: int) -> int:
 
 def _subspace_distances(snapshots: FloatArray, cfg: _Config,
                         B_star: FloatArray | None) -> FloatArray:
-    """(2, S, Rc) spectral and Frobenius distances to B* from (S, Rc, dim, m) snapshots."""
+    """(2, S, Rc) spectral and Frobenius distances to B* from (S, Rc, dim, m) snapshots.
+
+    Compiled (`_kernels.snapshot_distances`), without BLAS or LAPACK, so that the recorded
+    distances are the same bits on every machine.
+    """
     out = np.full((2, *snapshots.shape[:2]), np.nan)
     if B_star is None:  # then rank may be None too; there is nothing to compare with
         return out
-    ok = np.isfinite(snapshots).all(axis=(-2, -1))
-    snap = snapshots[ok]
-    if cfg.shared:
-        out[:, ok] = subspace.subspace_distances(snap, B_star)
-    elif cfg.algorithm == "fedtd":
-        mean = snap[..., 0]
-        norm = np.linalg.norm(mean, axis=-1)
-        u = mean / np.where(norm > 0, norm, 1.0)[:, None]
-        line = np.linalg.norm(u - (u @ B_star) @ B_star.T, axis=-1)
-        out[:, ok] = np.where(norm > 0, line, np.nan)
-    else:
-        eigval, eigvec = np.linalg.eigh(snap)
-        basis = eigvec[..., ::-1][..., : cfg.rank]
-        # span of the top r is undefined while sigma_r(Theta) is zero to round-off
-        defined = eigval[..., -cfg.rank] > snap.shape[-1] * np.finfo(float).eps * eigval[..., -1]
-        spectral, frobenius = subspace.subspace_distances(basis, B_star)
-        out[:, ok] = np.where(defined, np.stack([spectral, frobenius]), np.nan)
+    kind = kern.BASIS if cfg.shared else kern.MEAN if cfg.algorithm == "fedtd" else kern.GRAM
+    kern.snapshot_distances(snapshots, np.ascontiguousarray(B_star), kind, out)
     return out
 
 
@@ -512,10 +504,10 @@ def _sampling_tables(problem: Any) -> types.SimpleNamespace:
     P, n = np.asarray(problem.P), problem.n_states
     first, chain = _distinct_chains(P)
     mu_tables = _mu_tables(np.asarray(problem.mu)[first])
+    mu_packed = np.stack([mu_tables.prob, mu_tables.alias], axis=-1)  # (prob, alias) per column
     return types.SimpleNamespace(
-        P=_transition_table(P[first] if first.size < P.shape[0] else P), chain=chain,
-        mu=_packed(mu_tables.prob, mu_tables.alias).reshape(-1, 1, n, 2)[:first.size].copy(),
-        mu_tables=mu_tables)
+        P=_packed_tables(P[first] if first.size < P.shape[0] else P), chain=chain,
+        mu=mu_packed.reshape(-1, 1, n, 2)[:first.size].copy(), mu_tables=mu_tables)
 
 
 def _sampler(problem: Any, cfg: _Config, arr: types.SimpleNamespace,
@@ -688,7 +680,8 @@ def _final_bases(theta: FloatArray, rank: int) -> FloatArray:
     out = np.full((theta.shape[0], theta.shape[2], rank), np.nan)
     for s, theta_s in enumerate(theta):
         if np.all(np.isfinite(theta_s)):
-            out[s] = steps.lowrank_projection(theta_s, rank).basis
+            out[s] = kern.top_eigenvectors(kern.gram_matrix(np.ascontiguousarray(theta_s)),
+                                            rank)[0]
     return out
 
 

@@ -15,12 +15,16 @@ PARAMETERS = (
 )
 
 
-def protocol_cells(stem: str, *, passing: bool = True) -> list[str]:
+def protocol_cells(stem: str, *, passing: bool = True,
+                   known_failure: str | None = None) -> list[str]:
     """The cells of a minimal notebook following the protocol of ptdlib.cli.
 
-    ``passing=False`` pre-registers a check that the measurement cannot meet.
+    ``passing=False`` pre-registers a check (``alpha_echo``) that the measurement cannot meet;
+    ``known_failure`` registers that check as a known failure with this reason.
     """
     expected = "alpha" if passing else "alpha + 1.0"
+    known = ("" if known_failure is None
+             else f'table.expect_failure("alpha_echo", {known_failure!r})\n')
     return [
         "import matplotlib.pyplot as plt\n"
         "from ptdlib import checks, plots, reports\n"
@@ -34,6 +38,7 @@ def protocol_cells(stem: str, *, passing: bool = True) -> list[str]:
         'out.save_figure(fig, "line", caption="a straight line");',
         "table.measure(\"alpha_echo\", alpha)\n"
         "table.measure(\"alpha_is_float\", isinstance(alpha, float))\n"
+        f"{known}"
         "print(table.format_table())\n"
         'out.write_summary(table, {"seed": seed, "alpha": alpha, "n_points": n_points, '
         '"label": label})\n'

@@ -1,8 +1,8 @@
 """Tests of the `ptd` command on throwaway projects (tiny notebooks generated in tmp folders).
 
-Real papermill executions are kept few (two in the module fixture, one crash, and the project's
-walkthrough twice for determinism); the interruption and export-failure cases replace the
-executor, which is the point being tested.
+Real papermill executions are kept few (two in the module fixture, one crash, the project's
+walkthrough twice for determinism, and four slow ones for known failures); the interruption and
+export-failure cases replace the executor, which is the point being tested.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import pytest
 from _notebook_factory import make_notebook, make_project, protocol_cells
 from papermill.exceptions import PapermillExecutionError
 
-from ptdlib import cli, notebook_params, reports
+from ptdlib import checks, cli, notebook_params, reports
 
 
 @dataclass(frozen=True)
@@ -237,6 +237,24 @@ def test_a_passing_run_exits_0_and_out_redirects_the_reports(
     assert (out_dir / "good" / "good.html").exists()
 
 
+def test_a_known_failure_alone_exits_0(copy: Path, tmp_path: Path,
+                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    def known_failure(plan: cli.RunPlan, staging: Path, root: Path) -> None:
+        shutil.copy(plan.notebook, staging / f"{plan.stem}.ipynb")
+        table = checks.CheckTable()
+        table.add(checks.check_true("flat", "the line is flat", False))
+        table.expect_failure("flat", "it slopes")
+        checks.write_summary(staging / "summary.json", plan.stem, table, {}, {})
+
+    monkeypatch.setattr(cli, "_execute", known_failure)
+    code, out, _ = run_cli(["run", "good", "--root", str(copy), "--out", str(tmp_path / "k")])
+    assert code == 0, out
+    assert "good: KNOWN FAILURES in" in out and "0 checks passed, 1 known failure: flat (it " \
+        "slopes)" in out
+    assert "known failure good/flat: it slopes\n1 notebooks in" in out
+    assert "1 passed (1 known failure); index:" in out
+
+
 def test_a_summary_naming_another_notebook_is_an_error(copy: Path,
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     before = _tree(copy / "reports" / "bad")
@@ -338,6 +356,7 @@ def test_the_kernel_sees_the_project_root(tmp_path: Path, monkeypatch: pytest.Mo
     assert "PTD_ROOT" not in os.environ  # ...and restored afterwards
 
 
+@pytest.mark.slow
 def test_the_same_notebook_and_seeds_give_the_same_summary_and_figures(tmp_path: Path) -> None:
     # A real notebook of the project (the walkthrough runs the simulator), executed twice:
     # everything the notebook writes must be bit-identical; only the runner's `run` block
@@ -354,3 +373,83 @@ def test_the_same_notebook_and_seeds_give_the_same_summary_and_figures(tmp_path:
     assert figures and figures == sorted(p.name for p in outputs[1].glob("*.png"))
     for name in figures:
         assert (outputs[0] / name).read_bytes() == (outputs[1] / name).read_bytes(), name
+
+
+KNOWN_REASON = "alpha arrives shifted by one"
+
+
+@pytest.fixture(scope="module")
+def known_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Notebooks whose alpha_echo fails as a known failure (known), fails unexpectedly (bad), or
+    is registered as a known failure but passes (fixed)."""
+    return make_project(tmp_path_factory.mktemp("known"), {
+        "known": protocol_cells("known", passing=False, known_failure=KNOWN_REASON),
+        "bad": protocol_cells("bad", passing=False),
+        "fixed": protocol_cells("fixed", known_failure=KNOWN_REASON)})
+
+
+@pytest.mark.slow
+def test_only_known_failures_exit_0_and_are_marked_known_fail(known_project: Path,
+                                                              tmp_path: Path) -> None:
+    out_dir = tmp_path / "reports"
+    code, out, err = run_cli(["run", "known", "--root", str(known_project), "--out",
+                              str(out_dir)])
+    assert code == 0, out + err
+    assert ("known: KNOWN FAILURES in" in out and f"1 check passed, 1 known failure: "
+            f"alpha_echo ({KNOWN_REASON})" in out)
+    assert f"known failure known/alpha_echo: {KNOWN_REASON}" in out
+    assert "1 notebooks in" in out and "1 passed (1 known failure); index:" in out
+    summary = json.loads((out_dir / "known" / "summary.json").read_text())
+    assert (summary["schema"], summary["status"], summary["run"]["status"],
+            summary["n_failed"], summary["n_known_failures"]) == (
+        2, "known failures", "known failures", 0, 1)
+    assert [(c["name"], c["verdict_text"], c["known_failure"]) for c in summary["checks"]] == [
+        ("alpha_echo", "KNOWN FAIL", KNOWN_REASON), ("alpha_is_float", "PASS", None)]
+    page = (out_dir / "index.html").read_text()
+    assert ('<td class="value">0.5</td><td class="value">1.5 +/- 1e-12</td><td class="verdict">'
+            f'KNOWN FAIL <span class="reason">({KNOWN_REASON})</span></td>') in page
+    assert '<h2 id="nb-known">known: known failures</h2>' in page
+    assert "1 of 2 checks passed across 3 notebooks; 1 known failure; 0 failed;" in page
+    readme = (out_dir / "README.md").read_text()
+    assert (f"| known | alpha_echo | alpha arrives as a float | 0.5 | 1.5 +/- 1e-12 | KNOWN FAIL "
+            f"({KNOWN_REASON}) |") in readme
+    assert "KNOWN FAIL" in (out_dir / "known" / "known.ipynb").read_text()  # the printed table
+    manifest = json.loads((out_dir / "manifest.json").read_text())
+    assert manifest["notebooks"]["known"]["status"] == "known failures"
+    # `ptd report` accepts the known failure too; bad and fixed were never run (missing).
+    code, out, _ = run_cli(["report", "--root", str(known_project), "--out", str(out_dir)])
+    assert code == 0 and "with known failures: known, not passed: bad, fixed" in out
+
+
+@pytest.mark.slow
+def test_an_unexpected_failure_next_to_a_known_one_exits_1(known_project: Path,
+                                                           tmp_path: Path) -> None:
+    out_dir = tmp_path / "reports"
+    code, out, err = run_cli(["run", "known", "bad", "--root", str(known_project), "--out",
+                              str(out_dir)])
+    assert code == 1, out + err
+    assert "known: KNOWN FAILURES in" in out and "known failure known/alpha_echo" in out
+    assert "bad: FAILED in" in out and "check alpha_echo failed: measured 0.5, expected " \
+        "1.5 +/- 1e-12" in out
+    assert "2 notebooks in" in out and "1 passed (1 known failure), not passed: bad;" in out
+    readme = (out_dir / "README.md").read_text()
+    assert "| bad | alpha_echo | alpha arrives as a float | 0.5 | 1.5 +/- 1e-12 | FAIL |" in readme
+    assert "2 of 4 checks passed across 3 notebooks; 1 known failure; 1 failed;" in readme
+
+
+@pytest.mark.slow
+def test_a_known_failure_that_passes_exits_1_and_says_why(known_project: Path,
+                                                          tmp_path: Path) -> None:
+    out_dir = tmp_path / "reports"
+    code, out, err = run_cli(["run", "fixed", "--root", str(known_project), "--out",
+                              str(out_dir)])
+    assert code == 1, out + err
+    assert "fixed: FAILED in" in out
+    assert (f"check alpha_echo passes but is registered as a known failure ({KNOWN_REASON}): "
+            "remove its expect_failure call") in out
+    assert "known failure fixed" not in out and "0 passed, not passed: fixed;" in out
+    summary = json.loads((out_dir / "fixed" / "summary.json").read_text())
+    assert (summary["status"], summary["n_failed"], summary["n_known_failures"]) == (
+        "failed", 1, 0)
+    readme = (out_dir / "README.md").read_text()
+    assert f"| 0.5 | 0.5 +/- 1e-12 | UNEXPECTED PASS ({KNOWN_REASON}) |" in readme

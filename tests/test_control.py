@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats as scipy_stats
 
 from ptdlib import control, markov, mdp, schedules
 
@@ -27,12 +28,11 @@ def quick(**changes) -> control.ControlConfig:
 # --------------------------------------------------------------------------- configuration
 
 @pytest.mark.parametrize(("changes", "message"), [
+    # one bad value per field; the other bad values of each validator: test_validation.py
     ({"epsilon": 1.5}, r"epsilon must lie in \[0.0, 1.0\]; got 1.5"),
-    ({"epsilon": -0.01}, r"epsilon must lie in \[0.0, 1.0\]; got -0.01"),
     ({"steps": 0}, "steps must be an integer >= 1; got 0"),
     ({"record_every": 2.5}, "record_every must be an integer"),
     ({"alpha": -0.1}, r"alpha must lie in \(0.0, inf\); got -0.1"),
-    ({"alpha": float("nan")}, "alpha must lie in"),
     ({"exploration": "boltzmann"}, "exploration must be one of"),
     ({"temperature": 0.0}, "temperature must lie in"),
     ({"rank": 0}, "rank must be an integer >= 1; got 0"),
@@ -218,27 +218,62 @@ def test_summarise_gives_intervals_around_the_mean(experiment) -> None:
     assert len(summary) == 3 * 2 * 2 * 4 and set(summary["n_seeds"]) == {2}
     assert np.all(summary["gap_low"] <= summary["gap"] + 1e-15)
     assert np.all(summary["gap"] <= summary["gap_high"] + 1e-15)
-    row = summary.iloc[-1]
-    seeds = experiment[(experiment["learner"] == row["learner"])
-                       & (experiment["n_agents"] == row["n_agents"])
-                       & (experiment["heterogeneity"] == row["heterogeneity"])
-                       & (experiment["step"] == row["step"])]
-    assert row["gap"] == pytest.approx(seeds["gap"].mean())
+    # every row recomputed from the raw per-seed values: mean +- t_{0.975, n-1} sd / sqrt(n)
+    for _, row in summary.iterrows():
+        seeds = experiment[(experiment["learner"] == row["learner"])
+                           & (experiment["n_agents"] == row["n_agents"])
+                           & (experiment["heterogeneity"] == row["heterogeneity"])
+                           & (experiment["step"] == row["step"])]
+        for column in ("gap", "average_reward"):
+            x = seeds[column].to_numpy()
+            half = scipy_stats.t.ppf(0.975, x.size - 1) * x.std(ddof=1) / np.sqrt(x.size)
+            # O(1) values, two seeds: agreement to round-off
+            assert row[column] == pytest.approx(x.mean(), rel=1e-12, abs=1e-14)
+            assert row[f"{column}_low"] == pytest.approx(x.mean() - half, rel=1e-12, abs=1e-14)
+            assert row[f"{column}_high"] == pytest.approx(x.mean() + half, rel=1e-12, abs=1e-14)
+
+
+def _tail_gaps_by_hand(experiment: pd.DataFrame, tail: float) -> dict[tuple, float]:
+    """Per (learner, n_agents, heterogeneity, seed): mean gap over steps >= (1 - tail) * last."""
+    gaps: dict[tuple, float] = {}
+    for row in experiment[["learner", "n_agents", "heterogeneity", "seed"]].drop_duplicates(
+            ).itertuples(index=False):
+        rows = experiment[(experiment["learner"] == row.learner)
+                          & (experiment["n_agents"] == row.n_agents)
+                          & (experiment["heterogeneity"] == row.heterogeneity)
+                          & (experiment["seed"] == row.seed)]
+        steps, gap = rows["step"].to_numpy(), rows["gap"].to_numpy()
+        gaps[tuple(row)] = float(gap[steps >= (1 - tail) * steps.max()].mean())
+    return gaps
 
 
 def test_final_gaps_and_paired_differences(experiment) -> None:
-    final = control.final_gaps(experiment, tail=0.5)
-    assert len(final) == 3 * 2 * 2 * 2
-    one = experiment[(experiment["learner"] == "federated") & (experiment["n_agents"] == 2)
-                     & (experiment["heterogeneity"] == 1.0) & (experiment["seed"] == 1)]
-    expected = one[one["step"] >= 30]["gap"].mean()
-    got = final[(final["learner"] == "federated") & (final["n_agents"] == 2)
-                & (final["heterogeneity"] == 1.0) & (final["seed"] == 1)]["gap"].item()
-    assert got == pytest.approx(expected)
-    diff = control.paired_difference(experiment, "independent", "personalized", tail=0.5)
+    tail = 0.5
+    by_hand = _tail_gaps_by_hand(experiment, tail)
+    final = control.final_gaps(experiment, tail=tail)
+    assert len(final) == len(by_hand) == 3 * 2 * 2 * 2
+    for row in final.itertuples(index=False):
+        # the same few additions in another order: equal to round-off
+        assert row.gap == pytest.approx(by_hand[(row.learner, row.n_agents, row.heterogeneity,
+                                                 row.seed)], rel=1e-12, abs=1e-15)
+    diff = control.paired_difference(experiment, "independent", "personalized", tail=tail)
     assert list(diff.columns) == ["n_agents", "heterogeneity", "difference", "low", "high",
                                   "n_seeds"]
-    assert len(diff) == 4 and np.all(diff["low"] <= diff["high"])
+    assert len(diff) == 4
+    # Recomputed from the raw per-seed gaps: d_s = tail gap(independent) - tail gap(personalized)
+    # for each seed s, then mean(d) +- t_{0.975, n-1} sd(d) / sqrt(n), with numpy and scipy.
+    for row in diff.itertuples(index=False):
+        seeds = sorted(experiment["seed"].unique())
+        d = np.array([by_hand[("independent", row.n_agents, row.heterogeneity, s)]
+                      - by_hand[("personalized", row.n_agents, row.heterogeneity, s)]
+                      for s in seeds])
+        half = scipy_stats.t.ppf(0.975, d.size - 1) * d.std(ddof=1) / np.sqrt(d.size)
+        assert row.n_seeds == d.size == 2
+        # differences of O(1) gaps: agreement to round-off, 1e-12 of the scale
+        assert row.difference == pytest.approx(d.mean(), rel=1e-12, abs=1e-14)
+        assert row.low == pytest.approx(d.mean() - half, rel=1e-12, abs=1e-14)
+        assert row.high == pytest.approx(d.mean() + half, rel=1e-12, abs=1e-14)
+    assert np.any(diff["high"] > diff["low"])  # the seeds differ: a real interval, not a point
     with pytest.raises(ValueError, match="worse and better must be learners"):
         control.paired_difference(experiment, "oracle", "personalized")
     with pytest.raises(ValueError, match="tail must lie in"):

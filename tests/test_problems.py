@@ -321,9 +321,12 @@ def test_random_features_properties(n_states: int, data: st.DataObject) -> None:
     assert np.linalg.matrix_rank(Phi) == dim
 
 
+# One bad value per argument and each rule of problems' own once; the other bad values of the
+# shared validators (non-integers, NaN, other ends of an interval) are tests/test_validation.py.
 @pytest.mark.parametrize(("n_states", "dim", "match"), [
-    (1, 1, "n_states"), (5, 0, "dim"), (5, 5, "dim must be <= n_states - 1"),
-    (5, 7, "dim must be <= n_states - 1"), (5.0, 2, "n_states"),
+    (1, 1, r"^n_states must be an integer >= 2; got 1$"),
+    (5, 0, r"^dim must be an integer >= 1; got 0$"),
+    (5, 5, r"^dim must be <= n_states - 1 = 4 .*; got dim=5, n_states=5$"),
 ])
 def test_random_features_bad_input(n_states: int, dim: int, match: str) -> None:
     with pytest.raises(ValueError, match=match):
@@ -337,14 +340,12 @@ THREE_STATE_REWARDS = np.array([[1.0, 0.0, 0.5]])
 GOOD_P = np.full((1, 3, 3), 1 / 3)
 
 
+# P: the stack rule is problems' own; one non-stochastic stack shows check_row_stochastic is
+# called (its other rules: tests/test_validation.py); reducible and periodic agents (check_ergodic)
+# are the next test.
 @pytest.mark.parametrize(("P", "match"), [
-    (np.full((1, 3, 2), 0.5), "P must be a square"),
-    (np.full((3, 3), 1 / 3), "P must be a stack"),
-    (np.full((1, 3, 3), 0.3), "P must be row-stochastic"),
-    (np.array([[[1.2, -0.2, 0.0], [0.0, 0.5, 0.5], [0.5, 0.0, 0.5]]]), "P must be non-negative"),
-    (np.array([[[np.nan, 0.5, 0.5], [0.0, 0.5, 0.5], [0.5, 0.0, 0.5]]]), "P must be finite"),
-    (np.array([[[1.0, 0.0, 0.0], [0.0, 0.5, 0.5], [0.0, 0.5, 0.5]]]), r"P\[0\] is reducible"),
-    (np.array([[[0.0, 1.0, 0.0], [0.0, 0.0, 1.0], [1.0, 0.0, 0.0]]]), r"P\[0\] is periodic"),
+    (np.full((3, 3), 1 / 3), r"^P must be a stack \(n_agents, n_states, n_states\)"),
+    (np.full((1, 3, 3), 0.3), r"^P must be row-stochastic .* row \(0, 0\) sums to 0\.9"),
 ])
 def test_from_arrays_rejects_bad_chains(P: np.ndarray, match: str) -> None:
     with pytest.raises(ValueError, match=match):
@@ -363,19 +364,16 @@ def test_from_arrays_names_reducible_and_periodic_agents() -> None:
 @pytest.mark.parametrize(("rewards", "features", "kwargs", "match"), [
     (np.ones((2, 3)), THREE_STATE_FEATURES, {}, "rewards must have shape"),
     (np.ones(3), THREE_STATE_FEATURES, {}, "rewards must be 2-dimensional"),
-    (np.array([[1.0, np.inf, 0.0]]), THREE_STATE_FEATURES, {}, "rewards must be finite"),
     (THREE_STATE_REWARDS, np.ones((4, 1)) * 0.1, {}, "features must have n_states = 3 rows"),
     (THREE_STATE_REWARDS, np.eye(3) * 0.5, {}, "features: dim must be <= n_states - 1"),
-    (THREE_STATE_REWARDS, np.full((3, 4), 0.1), {}, "features: dim must be <= n_states - 1"),
-    (THREE_STATE_REWARDS, np.full((3, 1), 0.5), {}, "features: .*constant vector"),
+    # td.check_features' rules (span, norm, rank) are tests/test_td.py; one shows the call
     (THREE_STATE_REWARDS, np.array([[0.3, 0.5], [0.3, 0.0], [0.3, -0.5]]), {},
      "features: .*constant vector"),
-    (THREE_STATE_REWARDS, np.array([[2.0], [0.0], [-2.0]]), {}, r"features: .*\|\|phi\(s\)\|\|"),
-    (THREE_STATE_REWARDS, np.array([[0.5, 0.25], [0.0, 0.0], [-0.5, -0.25]]), {},
-     "features: .*full column rank"),
     (THREE_STATE_REWARDS, THREE_STATE_FEATURES, {"rank": 2}, "rank must be <= dim"),
-    (THREE_STATE_REWARDS, THREE_STATE_FEATURES, {"rank": 0}, "rank"),
-    (THREE_STATE_REWARDS, THREE_STATE_FEATURES, {"reward_noise": -1.0}, "reward_noise"),
+    (THREE_STATE_REWARDS, THREE_STATE_FEATURES, {"rank": 0},
+     r"^rank must be an integer >= 1; got 0$"),
+    (THREE_STATE_REWARDS, THREE_STATE_FEATURES, {"reward_noise": -1.0},
+     r"^reward_noise must lie in \[0\.0, inf\); got -1\.0$"),
 ])
 def test_from_arrays_rejects_bad_rewards_features_rank(rewards: np.ndarray, features: np.ndarray,
                                                        kwargs: dict, match: str) -> None:
@@ -384,20 +382,17 @@ def test_from_arrays_rejects_bad_rewards_features_rank(rewards: np.ndarray, feat
 
 
 @pytest.mark.parametrize(("args", "kwargs", "match"), [
-    ((0, 5, 2, 1), {}, "n_agents"),
-    ((2.0, 5, 2, 1), {}, "n_agents"),
-    ((2, 1, 1, 1), {}, "n_states"),
-    ((2, 5, 0, 1), {}, "dim"),
-    ((2, 5, 2, True), {}, "rank"),
+    ((0, 5, 2, 1), {}, r"^n_agents must be an integer >= 1; got 0$"),
+    ((2, 1, 1, 1), {}, r"^n_states must be an integer >= 2; got 1$"),
+    ((2, 5, 0, 1), {}, r"^dim must be an integer >= 1; got 0$"),
+    ((2, 5, 2, 0), {}, r"^rank must be an integer >= 1; got 0$"),
     ((2, 5, 2, 3), {}, "rank must be <= dim"),
     ((2, 5, 5, 1), {}, "dim must be <= n_states - 1"),
-    ((2, 5, 7, 1), {}, "dim must be <= n_states - 1"),
-    ((2, 5, 2, 1), {"heterogeneity": -0.1}, "heterogeneity"),
-    ((2, 5, 2, 1), {"heterogeneity": 1.5}, "heterogeneity"),
-    ((2, 5, 2, 1), {"laziness": 1.0}, "laziness"),
-    ((2, 5, 2, 1), {"laziness": np.nan}, "laziness"),
-    ((2, 5, 2, 1), {"reward_noise": -0.5}, "reward_noise"),
-    ((2, 5, 2, 1), {"misspecification": -0.1}, "misspecification"),
+    ((2, 5, 2, 1), {"heterogeneity": 1.5}, r"^heterogeneity must lie in \[0\.0, 1\.0\]; got 1\.5$"),
+    ((2, 5, 2, 1), {"laziness": 1.0}, r"^laziness must lie in \[0\.0, 1\.0\); got 1\.0$"),
+    ((2, 5, 2, 1), {"reward_noise": -0.5}, r"^reward_noise must lie in \[0\.0, inf\); got -0\.5$"),
+    ((2, 5, 2, 1), {"misspecification": -0.1},
+     r"^misspecification must lie in \[0\.0, inf\); got -0\.1$"),
     ((2, 5, 2, 2), {"misspecification": 0.1}, "misspecification > 0 needs rank < dim"),
 ])
 def test_shared_subspace_problem_bad_input(args: tuple, kwargs: dict, match: str) -> None:
@@ -442,7 +437,9 @@ def test_two_state_chain_known_answers(p: float, q: float) -> None:
 
 
 @pytest.mark.parametrize(("p", "q", "match"), [
-    (0.0, 0.5, "p"), (0.5, 0.0, "q"), (1.2, 0.5, "p"), (1.0, 1.0, "period"), (np.nan, 0.5, "p"),
+    (0.0, 0.5, r"^p must lie in \(0\.0, 1\.0\]; got 0\.0$"),
+    (0.5, 0.0, r"^q must lie in \(0\.0, 1\.0\]; got 0\.0$"),
+    (1.0, 1.0, "period"),
 ])
 def test_two_state_chain_bad_input(p: float, q: float, match: str) -> None:
     with pytest.raises(ValueError, match=match):
@@ -503,9 +500,10 @@ def test_random_dense_chain_is_positive_and_reproducible() -> None:
 
 
 @pytest.mark.parametrize(("factory", "arg", "match"), [
-    (lazy_cycle, 2, "n"), (lazy_hypercube, 0, "k"),
+    (lazy_cycle, 2, r"^n must be an integer >= 3; got 2$"),
+    (lazy_hypercube, 0, r"^k must be an integer >= 1; got 0$"),
     (lazy_hypercube, MAX_HYPERCUBE_DIM + 1, "hypercube_hamming_lumped"),
-    (hypercube_hamming_lumped, 0, "k"), (hypercube_hamming_lumped, 2.5, "k"),
+    (hypercube_hamming_lumped, 0, r"^k must be an integer >= 1; got 0$"),
 ])
 def test_textbook_chain_bad_input(factory, arg: int, match: str) -> None:
     with pytest.raises(ValueError, match=match):
@@ -513,7 +511,7 @@ def test_textbook_chain_bad_input(factory, arg: int, match: str) -> None:
 
 
 def test_random_dense_chain_bad_input() -> None:
-    with pytest.raises(ValueError, match="n"):
+    with pytest.raises(ValueError, match=r"^n must be an integer >= 1; got 0$"):
         random_dense_chain(0, 1)
 
 
@@ -563,7 +561,6 @@ def test_head_spread_scales_the_dispersion_of_the_fixed_points() -> None:
         assert abs(dispersion(theta) - s**2 * free) < EXACT
 
 
-@pytest.mark.parametrize("spread", [-0.1, 1.5, np.nan])
-def test_head_spread_bad_input(spread: float) -> None:
-    with pytest.raises(ValueError, match="head_spread"):
-        shared_subspace_problem(3, 5, 2, 1, head_spread=spread, rng=0)
+def test_head_spread_bad_input() -> None:
+    with pytest.raises(ValueError, match=r"^head_spread must lie in \[0\.0, 1\.0\]; got 1\.5$"):
+        shared_subspace_problem(3, 5, 2, 1, head_spread=1.5, rng=0)

@@ -25,6 +25,9 @@ from matplotlib.figure import Figure
 
 from ptdlib import checks, reports
 
+# A real headless browser: out of the fast lane (pytest -m "not slow").
+pytestmark = pytest.mark.slow
+
 REPO = Path(__file__).resolve().parents[1]
 ARTIFACTS = REPO / "test-artifacts"
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

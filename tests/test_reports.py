@@ -26,11 +26,14 @@ def _figure() -> Figure:
     return fig
 
 
-def _table(ok: bool = True) -> checks.CheckTable:
+def _table(ok: bool = True, known_failure: str | None = None) -> checks.CheckTable:
+    """Checks slope (fails unless ``ok``; registered as ``known_failure`` if given) and ergodic."""
     table = checks.CheckTable()
     table.add(checks.check_close("slope", "E dist^2 ~ 1/t", -0.97 if ok else -0.5, -1.0,
                                  atol=0.2))
     table.add(checks.check_true("ergodic", "every P_i is ergodic", True))
+    if known_failure is not None:
+        table.expect_failure("slope", known_failure)
     return table
 
 
@@ -71,11 +74,12 @@ def test_notebook_output_rejects_a_repeated_figure_name() -> None:
         out.save_figure(_figure(), "a")
 
 
-def make_report(reports_dir: Path, stem: str, *, ok: bool = True, run: dict | None = None) -> Path:
+def make_report(reports_dir: Path, stem: str, *, ok: bool = True, run: dict | None = None,
+                known_failure: str | None = None) -> Path:
     """A report folder as `ptd run` leaves it (summary with a run block, figure, ipynb, html)."""
     out = reports.NotebookOutput(str(reports_dir / stem), stem)
     out.save_figure(_figure(), "curve", caption=f"{stem} curve")
-    path = out.write_summary(_table(ok), {"seed": 0})
+    path = out.write_summary(_table(ok, known_failure), {"seed": 0})
     summary = json.loads(path.read_text())
     summary["run"] = {"profile": "paper", "overrides": {}, "wall_time_s": 1.5,
                       "git_commit": "abc123", **(run or {})}
@@ -98,8 +102,8 @@ def test_index_has_a_row_per_check_and_marks_failures(tmp_path: Path) -> None:
     assert ('<td>slope</td><td>E dist^2 ~ 1/t</td><td class="value">-0.5</td>'
             '<td class="value">-1 +/- 0.2</td><td class="verdict">FAIL</td>') in page
     assert "NOT RUN" in page and '<img src="01_good/curve.png"' in page
-    assert "3 of 4 checks passed across 3 notebooks; 1 failed; 1 notebooks without a report." \
-        in page
+    assert ("3 of 4 checks passed across 3 notebooks; 0 known failures; 1 failed; 1 notebooks "
+            "without a report.") in page
     readme = (reports_dir / "README.md").read_text()
     assert "| 02_bad | slope | E dist^2 ~ 1/t | -0.5 | -1 +/- 0.2 | FAIL |" in readme
     assert "![01_good curve](01_good/curve.png)" in readme
@@ -107,6 +111,51 @@ def test_index_has_a_row_per_check_and_marks_failures(tmp_path: Path) -> None:
     manifest = json.loads((reports_dir / "manifest.json").read_text())
     assert sorted(manifest["notebooks"]) == ["01_good", "02_bad"]
     assert manifest["notebooks"]["02_bad"]["status"] == "failed"
+
+
+def test_index_marks_known_failures_and_unexpected_passes_with_their_reason(
+        tmp_path: Path) -> None:
+    reports_dir = tmp_path / "reports"
+    make_report(reports_dir, "01_good")
+    make_report(reports_dir, "02_known", ok=False, known_failure="bias <squared>")
+    make_report(reports_dir, "03_fixed", known_failure="was biased")
+    entries = reports.write_index(reports_dir)
+    assert [e.status for e in entries] == ["passed", "known failures", "failed"]
+    page = (reports_dir / "index.html").read_text()
+    assert ('<tr class="known"><td><a href="#nb-02_known">02_known</a></td><td>slope</td>'
+            '<td>E dist^2 ~ 1/t</td><td class="value">-0.5</td><td class="value">-1 +/- 0.2</td>'
+            '<td class="verdict">KNOWN FAIL <span class="reason">(bias &lt;squared&gt;)</span>'
+            "</td></tr>") in page
+    assert ('<td class="verdict">UNEXPECTED PASS <span class="reason">(was biased)</span>'
+            in page)
+    assert page.count('<tr class="pass">') == 4 and page.count('<tr class="fail">') == 1
+    assert '<h2 id="nb-02_known">02_known: known failures</h2>' in page
+    totals = ("4 of 6 checks passed across 3 notebooks; 1 known failure; 1 failed; 0 notebooks "
+              "without a report.")
+    assert totals in page
+    readme = (reports_dir / "README.md").read_text()
+    assert totals in readme and "## 02_known: known failures" in readme
+    assert ("| 02_known | slope | E dist^2 ~ 1/t | -0.5 | -1 +/- 0.2 | KNOWN FAIL "
+            "(bias <squared>) |") in readme
+    assert "| 03_fixed | slope | E dist^2 ~ 1/t | -0.97 | -1 +/- 0.2 | UNEXPECTED PASS (was " \
+        "biased) |" in readme
+    assert "| 01_good | slope | E dist^2 ~ 1/t | -0.97 | -1 +/- 0.2 | PASS |" in readme
+    manifest = json.loads((reports_dir / "manifest.json").read_text())
+    assert manifest["notebooks"]["02_known"]["status"] == "known failures"
+
+
+def test_index_reads_schema_1_summaries(tmp_path: Path) -> None:
+    reports_dir = tmp_path / "reports"
+    path = make_report(reports_dir, "01_old", ok=False)
+    summary = json.loads(path.read_text())
+    for check in summary["checks"]:
+        del check["known_failure"], check["verdict_text"]
+    del summary["n_known_failures"]
+    checks.write_json_atomic(path, {**summary, "schema": 1})
+    reports.write_index(reports_dir)
+    readme = (reports_dir / "README.md").read_text()
+    assert "| 01_old | slope | E dist^2 ~ 1/t | -0.5 | -1 +/- 0.2 | FAIL |" in readme
+    assert "1 of 2 checks passed across 1 notebooks; 0 known failures; 1 failed;" in readme
 
 
 def test_index_is_deterministic_and_escapes_text(tmp_path: Path) -> None:

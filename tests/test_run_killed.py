@@ -17,9 +17,13 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from _notebook_factory import make_project, protocol_cells
 
 from ptdlib import cli
+
+# A real kernel in a subprocess, killed with SIGKILL: out of the fast lane (pytest -m "not slow").
+pytestmark = pytest.mark.slow
 
 SLEEPER = ("import time\n"
            "if n_points == 7:  # the run to be killed: announce it, then wait for the kill\n"

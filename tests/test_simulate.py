@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from scipy import stats
 
 from benchmarks.reference_loop import reference_run
 from ptdlib import _kernels, markov, problems, schedules, simulate, steps, subspace, td
@@ -185,9 +186,13 @@ def test_initial_markov_states_follow_mu() -> None:
     rewards = one.rewards[0]
     states = np.argmin(np.abs(trace.eta[0][:, None] / 0.5 - rewards[None, :]), axis=1)
     np.testing.assert_allclose(rewards[states], trace.eta[0] / 0.5, rtol=0, atol=1e-12)
-    freq = np.bincount(states, minlength=6) / 4000
-    # 4000 draws: each frequency has std <= 0.008; 5 std = 0.04.
-    np.testing.assert_allclose(freq, one.mu[0], atol=0.04)
+    counts = np.bincount(states, minlength=6)
+    assert 4000 * one.mu[0].min() >= 5  # every expected count >= 5: the chi-square law applies
+    # Pearson goodness of fit of the 4000 independent draws to mu at significance level 1e-3:
+    # correct sampling fails with probability 1e-3 per seed (the seed is fixed, so the outcome
+    # is deterministic), while a bias of 0.04 in one frequency fails (its term alone is
+    # 4000 * 0.04^2 / mu_s >= 29 for mu_s <= 0.22, above the chi2_5 0.999-quantile 20.5).
+    assert stats.chisquare(counts, 4000 * one.mu[0]).pvalue > 1e-3
 
 
 # ------------------------------------------------------------------ convergence (seeded)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -63,7 +64,8 @@ def test_bootstrap_slope_rejects_bad_input(x: np.ndarray, y: np.ndarray, match: 
 
 
 @pytest.mark.parametrize(("kwargs", "match"), [
-    ({"n_boot": 5}, "n_boot"), ({"level": 1.0}, "level"), ({"level": 0.0}, "level")])
+    ({"n_boot": 5}, r"^n_boot must be an integer >= 10; got 5$"),
+    ({"level": 1.0}, r"^level must lie in \(0\.0, 1\.0\); got 1\.0$")])
 def test_bootstrap_slope_rejects_bad_options(kwargs: dict, match: str) -> None:
     with pytest.raises(ValueError, match=match):
         stats.bootstrap_loglog_slope(X, np.ones((3, X.size)), rng=0, **kwargs)
@@ -369,17 +371,52 @@ def test_loglog_slope_of_excess_rejects_bad_input(x, y, base, match) -> None:
         stats.bootstrap_loglog_slope_of_excess(x, y, base, rng=0)
 
 
-def test_bootstrap_crossing_time_of_a_power_law_is_exact() -> None:
-    # Every seed is c_s / t, so every resampled mean is (mean c) / t and log-log interpolation
-    # between records is exact: t_eps = mean(c) / eps for every replicate.
+def test_bootstrap_crossing_time_interval_matches_the_exact_bootstrap_distribution() -> None:
+    # Seeds y_s(t) = c_s / t: a resample of the seeds has mean curve (mean of its c) / t, and
+    # log-log interpolation between records is exact for a power law, so that replicate crosses
+    # eps at mean(c resampled) / eps. The bootstrap distribution is therefore known exactly:
+    # the 5^5 equally likely ordered resamples of 5 seeds, enumerated here.
     t = np.array([10.0, 20.0, 40.0, 80.0, 160.0])
-    c = np.array([[1.0], [2.0], [3.0]])
-    crossing = stats.bootstrap_crossing_time(t, c / t, 0.05, rng=0, n_boot=100)
-    assert crossing.time == pytest.approx(2.0 / 0.05)
-    assert crossing.ci_low <= crossing.time <= crossing.ci_high
-    assert crossing.ci_low == pytest.approx(1.0 / 0.05, rel=0.34)  # smallest resampled mean
-    assert (crossing.level, crossing.n_boot) == (0.95, 100)
-    assert stats.bootstrap_crossing_time(t, c / t, 0.05, rng=0, n_boot=100) == crossing
+    c = np.array([1.0, 1.5, 2.5, 4.0, 7.0])
+    eps, n_boot = 0.05, 20_000
+    crossing = stats.bootstrap_crossing_time(t, c[:, None] / t, eps, rng=0, n_boot=n_boot)
+    # the seed mean's crossing is the same closed form; only round-off separates them
+    assert crossing.time == pytest.approx(c.mean() / eps, rel=1e-12)
+    atoms = np.sort(np.array(list(itertools.product(c, repeat=c.size))).mean(axis=1) / eps)
+
+    def quantile(u: float) -> float:  # exact: the least atom x with F(x) >= u
+        return float(atoms[int(np.ceil(u * atoms.size)) - 1])
+
+    # DKW (Massart 1990): sup |F_n - F| <= d except with probability 2 exp(-2 n d^2) = 1e-6, and
+    # then every empirical u-quantile lies in [Q(u - d), Q(u + d)]; np.quantile interpolates
+    # between order statistics whose levels are within 2 / n of u, hence the 2 / n.
+    d = math.sqrt(math.log(2 / 1e-6) / (2 * n_boot)) + 2 / n_boot
+    assert quantile(0.025 - d) <= crossing.ci_low <= quantile(0.025 + d)
+    assert quantile(0.975 - d) <= crossing.ci_high <= quantile(0.975 + d)
+    assert (crossing.level, crossing.n_boot) == (0.95, n_boot)
+    assert stats.bootstrap_crossing_time(t, c[:, None] / t, eps, rng=0, n_boot=n_boot) == crossing
+
+
+def test_bootstrap_crossing_time_interval_covers_at_its_level() -> None:
+    # y_s(t) = c_s / t with c_s ~ N(2, 0.3^2): the true crossing time of the mean curve is
+    # 2 / eps. The replicate crossing is linear in the resampled mean, so for normal data the
+    # percentile interval is mean(c) / eps +- z_0.975 s_n / (sqrt(n) eps) (s_n with divisor n)
+    # up to O(1/n) (Hall 1988), and its coverage is P(|T_{n-1}| <= z_0.975 sqrt((n-1)/n)),
+    # 0.945 for n = 80 seeds.
+    t = np.array([10.0, 20.0, 40.0, 80.0, 160.0])
+    eps, n_seeds, experiments = 0.05, 80, 1000
+    z = scipy_stats.norm.ppf(0.975)
+    predicted = 2 * scipy_stats.t.cdf(z * math.sqrt((n_seeds - 1) / n_seeds), n_seeds - 1) - 1
+    gen = np.random.default_rng(20260302)
+    hits = 0
+    for _ in range(experiments):
+        c = gen.normal(2.0, 0.3, size=n_seeds)
+        crossing = stats.bootstrap_crossing_time(t, c[:, None] / t, eps, rng=gen, n_boot=1000)
+        hits += crossing.ci_low <= 2.0 / eps <= crossing.ci_high
+    # binomial sd of the observed coverage: sqrt(0.945 * 0.055 / 1000) = 0.0072; 0.034 is 4 sd
+    # plus 0.005 for the O(1/n) error of the normal-theory prediction at n = 80. A level of
+    # 0.90 or 0.99 instead of 0.95 (coverage ~0.90 or ~0.99) would fail.
+    assert abs(hits / experiments - predicted) <= 0.034
 
 
 def test_bootstrap_crossing_time_edges() -> None:

@@ -23,6 +23,9 @@ import yaml
 import ptdlib
 from ptdlib import sweep
 
+# Real clusters, subprocesses and a kill -9: out of the fast lane (pytest -m "not slow").
+pytestmark = pytest.mark.slow
+
 DATA = Path(__file__).parent / "data"
 SLOW = DATA / "slow_sweep.yaml"
 TINY = DATA / "tiny_sweep.yaml"
@@ -110,29 +113,65 @@ def _cli(out: Path, **kwargs: object) -> subprocess.Popen:
                             stderr=subprocess.PIPE, text=True, start_new_session=True, **kwargs)
 
 
+# `ptd sweep` as a child that stops for good once it has stored STALL_AFTER cells: the client
+# writes every cell file (sweep._write_atomic), so wrapping that function in the child (not in
+# the library) freezes the store at exactly STALL_AFTER cells. The child then writes a marker
+# file and sleeps until it is killed; the test waits for the marker, not for a fixed time.
+STALL_AFTER = 2
+STALLING_SWEEP = """
+import sys
+import time
+from pathlib import Path
+
+from ptdlib import cli, sweep
+
+marker, stall_after, argv = Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3:]
+write = sweep._write_atomic
+
+
+def write_then_stall(path, data):
+    write(path, data)
+    if path.parent.name == "cells" and len(list(path.parent.glob("*.parquet"))) >= stall_after:
+        marker.write_text("stored")
+        time.sleep(3600)  # until the test kills the whole process group
+
+
+sweep._write_atomic = write_then_stall
+sys.exit(cli.main(argv))
+"""
+
+
 def test_kill_9_midway_then_rerun_loses_and_duplicates_nothing(reference: Path,
                                                                tmp_path: Path) -> None:
-    process = _cli(tmp_path)
-    cells = tmp_path / "cells"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and process.poll() is None:
-        if cells.exists() and len(list(cells.glob("*.parquet"))) >= 2:
-            break
-        time.sleep(0.01)
+    out, marker = tmp_path / "out", tmp_path / "stalled"
+    process = subprocess.Popen(
+        [sys.executable, "-c", STALLING_SWEEP, str(marker), str(STALL_AFTER), "sweep", str(SLOW),
+         "--out", str(out), "--workers", "2"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.monotonic() + 300  # generous: a cluster start on a loaded 2-core machine
+    while not marker.exists():
+        if process.poll() is not None:
+            _, err = process.communicate()
+            pytest.fail(f"the sweep ended before it stored {STALL_AFTER} cells:\n{err}")
+        if time.monotonic() > deadline:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.communicate(timeout=30)
+            pytest.fail(f"no marker after 300 s: the sweep never stored {STALL_AFTER} cells")
+        time.sleep(0.05)
     os.killpg(process.pid, signal.SIGKILL)  # the client, the cluster and its workers at once
     process.communicate(timeout=30)
-    done = len(list(cells.glob("*.parquet")))
-    assert 2 <= done < 16, f"{done} cells finished before the kill: the test needs a partial run"
-    assert not (tmp_path / "table.parquet").exists()
-    rerun = _cli(tmp_path)
-    out, err = rerun.communicate(timeout=120)
+    cells = out / "cells"
+    assert len(list(cells.glob("*.parquet"))) == STALL_AFTER
+    assert not (out / "table.parquet").exists()
+    rerun = _cli(out)
+    stdout, err = rerun.communicate(timeout=300)
     assert rerun.returncode == 0, err
-    assert f"{16 - done} cells run, {done} already done" in out
-    assert _files(tmp_path) == _files(reference)  # every cell once, no temporaries left
+    assert f"{16 - STALL_AFTER} cells run, {STALL_AFTER} already done" in stdout
+    assert _files(out) == _files(reference)  # every cell once, no temporaries left
     expected = pd.read_parquet(reference / "table.parquet")
-    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "table.parquet"), expected,
+    pd.testing.assert_frame_equal(pd.read_parquet(out / "table.parquet"), expected,
                                   check_exact=True)
-    assert (tmp_path / "table.parquet").read_bytes() == (reference / "table.parquet").read_bytes()
+    assert (out / "table.parquet").read_bytes() == (reference / "table.parquet").read_bytes()
 
 
 def test_t0_gives_the_inverse_time_schedule() -> None:

@@ -1,5 +1,7 @@
 """Tests for ptdlib.td: gain, bias, TD matrices and fixed points, and feature validation."""
 
+from collections.abc import Callable
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -155,42 +157,55 @@ GOOD_R = np.array([1.0, 0.0, 2.0])
 GOOD_PHI = np.array([[1.0, 0.0], [0.0, 1.0], [0.0, 0.0]])
 
 
+# td.check_features' own rules, once, against the validator itself.
 @pytest.mark.parametrize(("Phi", "match"), [
     (np.array([[0.5, 0.1], [0.5, 0.2], [0.5, 0.3]]),
      r"Phi: features span the constant vector \(residual [0-9.e-]+ < 1e-08\)"),
-    (np.array([[0.1, 0.4], [0.4, 0.1], [0.2, 0.3]]), "features span the constant vector"),
     (np.array([[1.0, 0.1], [0.0, 1.0], [0.0, 0.0]]),
      r"\|\|phi\(s\)\|\| <= 1 \(\+1e-12\); the largest is 1.00498756211 at state 0"),
     (np.array([[0.5, 0.5], [0.2, 0.2], [0.1, 0.1]]), "full column rank 2; got numerical rank 1"),
-    (np.eye(3)[:, [0, 1, 2, 0]] / 2, r"1 <= dim <= n_states - 1 .*; got shape \(3, 4\)"),
     (np.eye(3), r"1 <= dim <= n_states - 1 .*; got shape \(3, 3\)"),
-    (np.ones(3), "Phi must be 2-dimensional"),
-    (np.ones((4, 1)) / 2, r"Phi must have n_states = 3 rows to match P; got shape \(4, 1\)"),
-    (np.array([[np.nan], [0.0], [0.0]]), "Phi must be finite"),
+    (np.ones(3), r"^Phi must be 2-dimensional; got shape \(3,\)$"),
 ])
-def test_bad_features(Phi, match):
+def test_bad_features(Phi: np.ndarray, match: str) -> None:
     with pytest.raises(ValueError, match=match):
-        td.td_matrices(GOOD_P, GOOD_R, Phi)
+        td.check_features(Phi)
 
 
+# The MRP validator's own rules (r against P), once; P's rules are markov.check_ergodic's
+# (tests/test_markov.py) and one bad chain shows the call.
 @pytest.mark.parametrize(("P", "r", "match"), [
     (GOOD_P, np.ones(4), r"r must have shape \(3,\) to match P \(3, 3\); got \(4,\)"),
     (np.stack([GOOD_P, GOOD_P]), GOOD_R, r"r must have shape \(2, 3\)"),
-    (GOOD_P, np.array([1.0, np.inf, 0.0]), "r must be finite"),
-    (GOOD_P[0], GOOD_R, "P must be a square matrix"),
-    (np.ones((1, 2, 3, 3)) / 3, np.ones((1, 2, 3)), r"P must be \(n, n\) or a stack"),
-    (GOOD_P * 1.1, GOOD_R, "row-stochastic"),
+    (GOOD_P, np.array([1.0, np.inf, 0.0]), r"^r must be finite"),
     (np.array([[1.0, 0.0, 0.0], [0.0, 0.5, 0.5], [0.0, 0.5, 0.5]]), GOOD_R,
-     r"P is reducible: communicating classes \[\[0\], \[1, 2\]\]"),
-    (np.roll(np.eye(3), 1, axis=1), GOOD_R, "P is periodic with period 3"),
-    (np.stack([GOOD_P, np.eye(3)]), np.ones((2, 3)), r"P\[1\] is reducible"),
+     r"^P is reducible: communicating classes \[\[0\], \[1, 2\]\]"),
 ])
-def test_bad_chains(P, r, match):
-    for function in (td.average_reward, td.poisson_solution):
-        with pytest.raises(ValueError, match=match):
-            function(P, r)
+def test_bad_chains(P: np.ndarray, r: np.ndarray, match: str) -> None:
     with pytest.raises(ValueError, match=match):
-        td.td_fixed_point(P, r, GOOD_PHI)
+        td.average_reward(P, r)
+
+
+PERIODIC = np.roll(np.eye(3), 1, axis=1)
+CONSTANT_IN_SPAN = np.array([[0.5, 0.1], [0.5, 0.2], [0.5, 0.3]])
+
+
+@pytest.mark.parametrize(("call", "match"), [
+    (lambda: td.poisson_solution(PERIODIC, GOOD_R), "^P is periodic with period 3"),
+    (lambda: td.poisson_solution(GOOD_P, np.ones(4)), r"^r must have shape \(3,\)"),
+    (lambda: td.td_fixed_point(PERIODIC, GOOD_R, GOOD_PHI), "^P is periodic with period 3"),
+    (lambda: td.td_fixed_point(GOOD_P, np.ones(4), GOOD_PHI), r"^r must have shape \(3,\)"),
+    (lambda: td.td_fixed_point(GOOD_P, GOOD_R, CONSTANT_IN_SPAN), "^Phi: features span"),
+    (lambda: td.td_matrices(PERIODIC, GOOD_R, GOOD_PHI), "^P is periodic with period 3"),
+    (lambda: td.td_matrices(GOOD_P, np.ones(4), GOOD_PHI), r"^r must have shape \(3,\)"),
+    (lambda: td.td_matrices(GOOD_P, GOOD_R, CONSTANT_IN_SPAN), "^Phi: features span"),
+    (lambda: td.td_matrices(GOOD_P, GOOD_R, np.ones((4, 1)) / 2),
+     r"^Phi must have n_states = 3 rows to match P; got shape \(4, 1\)$"),
+])
+def test_every_function_validates_each_argument(call: Callable[[], object], match: str) -> None:
+    # one bad input per function and argument: the validators above are called
+    with pytest.raises(ValueError, match=match):
+        call()
 
 
 def test_check_features_returns_valid_features():
