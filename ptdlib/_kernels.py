@@ -147,26 +147,26 @@ def _alias_block(p, prob, alias, lo, hi) -> None:
         for c in range(n):
             total += p[row, c]
         scale = n / total
-        largest = 0
+        largest, top = 0, -1.0
         for c in range(n):
             q[c] = p[row, c] * scale
-            if q[c] > q[largest]:
-                largest = c
-        forced = q[largest] < 1.0  # rounding can leave every q just below 1
+            if q[c] > top:
+                largest, top = c, q[c]
+        forced = top < 1.0  # rounding can leave every q just below 1
         n_light = n_heavy = 0
         deficit = excess = 0.0
         for c in range(n):
-            if q[c] >= 1.0 or (forced and c == largest):
-                excess += max(q[c] - 1.0, 0.0)
-                heavies[n_heavy] = c
-                excess_upto[n_heavy] = excess
-                n_heavy += 1
-            else:
-                deficit_before[n_light] = deficit
-                deficit += 1.0 - q[c]
-                lights[n_light] = c
-                deficit_upto[n_light] = deficit
-                n_light += 1
+            # Both lists get c; only the one whose count advances keeps it: no branch to mispredict.
+            heavy = q[c] >= 1.0 or (forced and c == largest)
+            lights[n_light] = c
+            heavies[n_heavy] = c
+            deficit_before[n_light] = deficit
+            excess += max(q[c] - 1.0, 0.0) if heavy else 0.0
+            deficit += 0.0 if heavy else 1.0 - q[c]
+            deficit_upto[n_light] = deficit
+            excess_upto[n_heavy] = excess
+            n_heavy += heavy
+            n_light += 1 - heavy
         j = 0
         for m in range(n_light):
             while j < n_heavy - 1 and excess_upto[j] < deficit_before[m]:

@@ -26,6 +26,23 @@ the experiment and ``table.measure(name, value)`` after it; an expectation never
 A :class:`CheckTable` prints the verdicts with values rounded to a stable precision (nbval
 compares that text), writes them to ``summary.json`` and ``assert_all()`` fails the notebook.
 
+Kinds of check
+--------------
+Every check in a table declares what it is evidence of (``kind=`` when it is registered):
+
+==============  ==========================================================================
+kind            what passing it shows
+==============  ==========================================================================
+claim           a statement of the paper, or of the theory it rests on, holds on learning
+                dynamics (a simulation of the algorithm, measured against a prediction)
+consistency     the code agrees with the mathematics: known answers, identities, facts true by
+                construction (never a claim, however it reads)
+precondition    the experiment is in the regime its claims need (well-posed problem, step
+                schedule in range)
+==============  ==========================================================================
+
+Reports count claims first: "N claim checks, K pass".
+
 Known failures
 --------------
 A pre-registered expectation that the data refute is not widened after the fact: the notebook
@@ -80,17 +97,21 @@ __all__ = [
     "format_table",
     "format_value",
     "json_value",
+    "kind_counts",
     "notebook_status",
     "verdict_text",
     "write_summary",
 ]
 
+Kind = Literal["claim", "consistency", "precondition"]
+KINDS: tuple[str, ...] = get_args(Kind)
 Relation = Literal["close", "at_most", "at_least", "ci_inside", "ci_overlap", "ratio",
                    "ratio_at_most", "ratio_at_least", "true"]
 RELATIONS: tuple[str, ...] = get_args(Relation)
 #: 2 added the per-check ``known_failure`` and ``verdict_text``, ``n_known_failures`` and the
-#: status ``known failures``; schema 1 summaries read as schema 2 without known failures.
-SUMMARY_SCHEMA = 2
+#: status ``known failures``; 3 the per-check ``kind`` and the per-kind ``counts``. Older
+#: summaries read with no known failures and kind None.
+SUMMARY_SCHEMA = 3
 PASSED, KNOWN_FAILURES, FAILED = "passed", "known failures", "failed"
 #: The notebook statuses that let ``ptd run`` exit 0.
 ACCEPTED_STATUSES = (PASSED, KNOWN_FAILURES)
@@ -105,7 +126,8 @@ PROVENANCE_PACKAGES = ("numpy", "scipy", "numba", "sympy", "matplotlib", "seabor
 class Verdict:
     """One checked claim; ``tol`` is the tolerance fixed before the run (see the module table).
 
-    ``known_failure`` is the one-line reason of a registered known failure, else None.
+    ``known_failure`` is the one-line reason of a registered known failure, else None;
+    ``kind`` is one of `KINDS` (None only for a verdict outside a table, or an old summary).
     """
 
     name: str
@@ -118,6 +140,10 @@ class Verdict:
     detail: str = ""
     ci: tuple[float, float] | None = None
     known_failure: str | None = None
+    kind: Kind | None = None
+
+    def __post_init__(self) -> None:
+        _check_kind(self.kind, self.name, required=False)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready fields plus the rendered measured, expected and verdict text."""
@@ -196,6 +222,14 @@ def _passes(relation: str, measured: Any, expected: Any, tol: float,
             return measured is True
 
 
+def _check_kind(kind: Any, name: str, *, required: bool) -> None:
+    """ValueError unless ``kind`` is one of `KINDS` (or None where not ``required``)."""
+    if kind in KINDS or (kind is None and not required):
+        return
+    raise ValueError(f"check {name!r}: kind must be one of {', '.join(map(repr, KINDS))}; "
+                     f"got {kind!r}")
+
+
 @dataclass(frozen=True)
 class Expectation:
     """A pre-registered expectation: everything of a verdict except the measurement."""
@@ -206,46 +240,54 @@ class Expectation:
     expected: float | bool
     tol: float
     detail: str = ""
+    kind: Kind | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name.strip():
             raise ValueError(f"name must be a non-empty string; got {self.name!r}")
         if self.relation not in RELATIONS:
             raise ValueError(f"relation must be one of {RELATIONS}; got {self.relation!r}")
+        _check_kind(self.kind, self.name, required=False)
 
     @classmethod
     def close(cls, name: str, claim: str, expected: float, *, atol: float = 0.0,
-              rtol: float = 0.0) -> Expectation:
+              rtol: float = 0.0, kind: Kind | None = None) -> Expectation:
         """``abs(measured - expected) <= atol + rtol * abs(expected)``; tol stores that bound."""
         expected = _finite(expected, "expected")
         atol, rtol = _tolerance(atol, "atol"), _tolerance(rtol, "rtol")
         detail = f"atol={atol:g}, rtol={rtol:g}" if rtol else ""
-        return cls(name, claim, "close", expected, atol + rtol * abs(expected), detail)
+        return cls(name, claim, "close", expected, atol + rtol * abs(expected), detail, kind)
 
     @classmethod
-    def at_most(cls, name: str, claim: str, bound: float, *, tol: float = 0.0) -> Expectation:
+    def at_most(cls, name: str, claim: str, bound: float, *, tol: float = 0.0,
+                kind: Kind | None = None) -> Expectation:
         """``measured <= bound + tol``."""
-        return cls(name, claim, "at_most", _finite(bound, "bound"), _tolerance(tol, "tol"))
+        return cls(name, claim, "at_most", _finite(bound, "bound"), _tolerance(tol, "tol"),
+                   kind=kind)
 
     @classmethod
-    def at_least(cls, name: str, claim: str, bound: float, *, tol: float = 0.0) -> Expectation:
+    def at_least(cls, name: str, claim: str, bound: float, *, tol: float = 0.0,
+                 kind: Kind | None = None) -> Expectation:
         """``measured >= bound - tol``."""
-        return cls(name, claim, "at_least", _finite(bound, "bound"), _tolerance(tol, "tol"))
+        return cls(name, claim, "at_least", _finite(bound, "bound"), _tolerance(tol, "tol"),
+                   kind=kind)
 
     @classmethod
     def interval(cls, name: str, claim: str, expected: float, tol: float, *,
-                 use_ci: Literal["inside", "overlap"] | None = None) -> Expectation:
+                 use_ci: Literal["inside", "overlap"] | None = None,
+                 kind: Kind | None = None) -> Expectation:
         """Within ``tol`` of ``expected``: the estimate (default), or its CI inside/overlapping."""
         relations: dict[str | None, Relation] = {None: "close", "inside": "ci_inside",
                                                  "overlap": "ci_overlap"}
         if use_ci not in relations:
             raise ValueError(f"use_ci must be None, 'inside' or 'overlap'; got {use_ci!r}")
         return cls(name, claim, relations[use_ci], _finite(expected, "expected"),
-                   _tolerance(tol, "tol"))
+                   _tolerance(tol, "tol"), kind=kind)
 
     @classmethod
     def ratio(cls, name: str, claim: str, expected: float, factor: float, *,
-              side: Literal["both", "upper", "lower"] = "both") -> Expectation:
+              side: Literal["both", "upper", "lower"] = "both",
+              kind: Kind | None = None) -> Expectation:
         """The ratio lies within a multiplicative ``factor`` >= 1 of ``expected`` > 0."""
         expected, factor = _finite(expected, "expected"), _finite(factor, "factor")
         if expected <= 0 or factor < 1:
@@ -255,12 +297,12 @@ class Expectation:
                                           "lower": "ratio_at_least"}
         if side not in relations:
             raise ValueError(f"side must be 'both', 'upper' or 'lower'; got {side!r}")
-        return cls(name, claim, relations[side], expected, factor)
+        return cls(name, claim, relations[side], expected, factor, kind=kind)
 
     @classmethod
-    def true(cls, name: str, claim: str) -> Expectation:
+    def true(cls, name: str, claim: str, *, kind: Kind | None = None) -> Expectation:
         """The measured condition holds."""
-        return cls(name, claim, "true", True, 0.0)
+        return cls(name, claim, "true", True, 0.0, kind=kind)
 
     def judge(self, measured: Any, *, ci: tuple[float, float] | None = None,
               detail: str = "") -> Verdict:
@@ -277,53 +319,61 @@ class Expectation:
         ok = _passes(self.relation, value, self.expected, self.tol, ci)
         note = "; ".join(part for part in (self.detail, detail) if part)
         return Verdict(self.name, self.claim, value, self.expected, self.tol, ok, self.relation,
-                       note, ci)
+                       note, ci, kind=self.kind)
 
 
 def check_close(name: str, claim: str, measured: Any, expected: float, *, atol: float = 0.0,
-                rtol: float = 0.0) -> Verdict:
+                rtol: float = 0.0, kind: Kind | None = None) -> Verdict:
     """Pass when ``abs(measured - expected) <= atol + rtol * abs(expected)``."""
-    return Expectation.close(name, claim, expected, atol=atol, rtol=rtol).judge(measured)
+    return Expectation.close(name, claim, expected, atol=atol, rtol=rtol,
+                             kind=kind).judge(measured)
 
 
 def check_at_most(name: str, claim: str, measured: Any, bound: float, *,
-                  tol: float = 0.0) -> Verdict:
+                  tol: float = 0.0, kind: Kind | None = None) -> Verdict:
     """Pass when ``measured <= bound + tol``."""
-    return Expectation.at_most(name, claim, bound, tol=tol).judge(measured)
+    return Expectation.at_most(name, claim, bound, tol=tol, kind=kind).judge(measured)
 
 
 def check_at_least(name: str, claim: str, measured: Any, bound: float, *,
-                   tol: float = 0.0) -> Verdict:
+                   tol: float = 0.0, kind: Kind | None = None) -> Verdict:
     """Pass when ``measured >= bound - tol``."""
-    return Expectation.at_least(name, claim, bound, tol=tol).judge(measured)
+    return Expectation.at_least(name, claim, bound, tol=tol, kind=kind).judge(measured)
 
 
 def check_in_interval(name: str, claim: str, measured: Any, expected: float, tol: float, *,
                       ci: tuple[float, float] | None = None,
-                      use_ci: Literal["inside", "overlap"] | None = None) -> Verdict:
+                      use_ci: Literal["inside", "overlap"] | None = None,
+                      kind: Kind | None = None) -> Verdict:
     """Pass when the estimate (or with ``use_ci`` its CI) is within ``tol`` of ``expected``."""
-    return Expectation.interval(name, claim, expected, tol, use_ci=use_ci).judge(measured, ci=ci)
+    return Expectation.interval(name, claim, expected, tol, use_ci=use_ci,
+                                kind=kind).judge(measured, ci=ci)
 
 
 def check_slope(name: str, claim: str, fit: SlopeFit, expected: float, tol: float, *,
-                use_ci: Literal["inside", "overlap"] | None = None) -> Verdict:
+                use_ci: Literal["inside", "overlap"] | None = None,
+                kind: Kind | None = None) -> Verdict:
     """:func:`check_in_interval` on a fitted log-log slope, reporting its bootstrap CI."""
-    return check_in_interval(name, claim, fit.slope, expected, tol, ci=fit.ci, use_ci=use_ci)
+    return check_in_interval(name, claim, fit.slope, expected, tol, ci=fit.ci, use_ci=use_ci,
+                             kind=kind)
 
 
 def check_ratio(name: str, claim: str, numerator: Any, denominator: Any, *,
                 expected: float = 1.0, factor: float = 2.0,
-                side: Literal["both", "upper", "lower"] = "both") -> Verdict:
+                side: Literal["both", "upper", "lower"] = "both",
+                kind: Kind | None = None) -> Verdict:
     """Pass when ``numerator / denominator`` is within ``factor`` of ``expected`` (see ``side``)."""
     num, den = _real(numerator, "numerator"), _real(denominator, "denominator")
     ratio = num / den if den != 0 else math.nan
     detail = f"{format_value(num)} / {format_value(den)}"
-    return Expectation.ratio(name, claim, expected, factor, side=side).judge(ratio, detail=detail)
+    return Expectation.ratio(name, claim, expected, factor, side=side,
+                             kind=kind).judge(ratio, detail=detail)
 
 
-def check_true(name: str, claim: str, holds: bool, *, detail: str = "") -> Verdict:
+def check_true(name: str, claim: str, holds: bool, *, detail: str = "",
+               kind: Kind | None = None) -> Verdict:
     """Pass when the condition ``holds``; say in ``detail`` what was checked."""
-    return Expectation.true(name, claim).judge(holds, detail=detail)
+    return Expectation.true(name, claim, kind=kind).judge(holds, detail=detail)
 
 
 class CheckTable:
@@ -334,6 +384,7 @@ class CheckTable:
         self._known_failures: dict[str, str] = {}
 
     def _register(self, entry: Expectation | Verdict) -> None:
+        _check_kind(entry.kind, entry.name, required=True)  # every check says what it shows
         if entry.name in self._entries:
             raise ValueError(f"check names must be unique; {entry.name!r} is already registered")
         self._entries[entry.name] = entry
@@ -389,7 +440,7 @@ class CheckTable:
         verdicts = (
             entry if isinstance(entry, Verdict) else Verdict(
                 entry.name, entry.claim, math.nan, entry.expected, entry.tol, False,
-                entry.relation, "never measured")
+                entry.relation, "never measured", kind=entry.kind)
             for entry in self._entries.values())
         return tuple(dataclasses.replace(v, known_failure=self._known_failures[v.name])
                      if v.name in self._known_failures else v for v in verdicts)
@@ -546,9 +597,25 @@ def notebook_status(verdicts: Iterable[Verdict]) -> str:
     return KNOWN_FAILURES if any(v.known_failure is not None for v in verdicts) else PASSED
 
 
-def count_text(n: int, noun: str) -> str:
-    """``n`` and ``noun``, plural unless ``n == 1``: ``1 known failure``, ``2 known failures``."""
-    return f"{n} {noun}{'' if n == 1 else 's'}"
+def kind_counts(verdicts: Iterable[Verdict]) -> dict[str, dict[str, int]]:
+    """Per kind (claims first): checks, passed, known failures, failed (as in `verdict_text`)."""
+    counts = {kind: {"checks": 0, "passed": 0, "known_failures": 0, "failed": 0}
+              for kind in (*KINDS, None)}
+    for v in verdicts:
+        row = counts[v.kind]
+        row["checks"] += 1
+        text = verdict_text(v)
+        row["passed" if text == "PASS" else "known_failures" if text == "KNOWN FAIL"
+            else "failed"] += 1
+    return {str(kind): row for kind, row in counts.items() if kind is not None or row["checks"]}
+
+
+def count_text(n: int, noun: str, plural: str | None = None) -> str:
+    """``n`` and ``noun``, plural unless ``n == 1``: ``1 known failure``, ``2 known failures``.
+
+    ``plural`` replaces the default ``noun + "s"`` (``checks of unknown kind``).
+    """
+    return f"{n} {noun if n == 1 else plural or noun + 's'}"
 
 
 def format_table(verdicts: Iterable[Verdict], digits: int = 4, *, values: bool = True) -> str:
@@ -558,8 +625,8 @@ def format_table(verdicts: Iterable[Verdict], digits: int = 4, *, values: bool =
     so round-off and noise below what the tolerance can see never reach the text; ``values=False``
     leaves the measured column out altogether.
     """
-    header = ["check", *(["measured"] if values else []), "expected", "verdict", "claim"]
-    rows = [[v.name, *([measured_text(v, digits, stable=True)] if values else []),
+    header = ["check", "kind", *(["measured"] if values else []), "expected", "verdict", "claim"]
+    rows = [[v.name, v.kind or "", *([measured_text(v, digits, stable=True)] if values else []),
              expected_text(v, digits), verdict_text(v), v.claim] for v in verdicts]
     widths = [max(len(row[k]) for row in [header, *rows]) for k in range(len(header) - 1)]
     return "\n".join("  ".join([*(cell.ljust(w) for cell, w in zip(row, widths, strict=False)),
@@ -629,8 +696,9 @@ def write_summary(path: str | Path, notebook: str, verdicts: Iterable[Verdict],
     Keys are sorted and floats kept to 12 significant digits, so equal results give equal files.
     ``parameters`` is a mapping or a dataclass (the notebook's typed config). ``status`` is
     :func:`notebook_status`; ``n_failed`` counts the checks that fail the notebook (FAIL and
-    UNEXPECTED PASS), ``n_known_failures`` the KNOWN FAIL ones; each check carries its
-    ``known_failure`` reason (or null) and its ``verdict_text``.
+    UNEXPECTED PASS), ``n_known_failures`` the KNOWN FAIL ones, ``counts`` the same per kind
+    (`kind_counts`); each check carries its ``kind``, its ``known_failure`` reason (or null) and
+    its ``verdict_text``.
     """
     verdicts = list(verdicts)
     summary = {
@@ -640,6 +708,7 @@ def write_summary(path: str | Path, notebook: str, verdicts: Iterable[Verdict],
         "n_checks": len(verdicts),
         "n_failed": sum(fails_notebook(v) for v in verdicts),
         "n_known_failures": sum(verdict_text(v) == "KNOWN FAIL" for v in verdicts),
+        "counts": kind_counts(verdicts),
         "checks": [v.to_dict() for v in verdicts],
         "parameters": parameters,
         "provenance": provenance,

@@ -230,7 +230,14 @@ def _classify(stem: str, error: Exception | None,
         return "error", f"{ename} after the summary was written: {getattr(error, 'evalue', '')}"
     if summary.get("status") == checks.KNOWN_FAILURES:
         return checks.KNOWN_FAILURES, _known_message(summary)
-    return "passed", f"{summary['n_checks']} checks passed"
+    return "passed", f"{summary['n_checks']} checks passed ({_kinds_text(summary)})"
+
+
+def _kinds_text(summary: dict[str, Any]) -> str:
+    """How many checks of each kind, claims first: "3 claim checks, 8 consistency checks"."""
+    counts = checks.kind_counts(_verdicts(summary))
+    return ", ".join(checks.count_text(row["checks"], *reports.KIND_NOUNS[kind])
+                     for kind, row in counts.items() if row["checks"]) or "no checks"
 
 
 def run_notebook(plan: RunPlan, reports_dir: Path, root: Path,

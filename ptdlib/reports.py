@@ -207,28 +207,34 @@ def _key_figures(entry: ReportEntry) -> list[Mapping[str, Any]]:
     return [f for f in figures if f.get("key", True)]
 
 
-def _check_rows(entry: ReportEntry) -> list[tuple[str, str, str, str, str, str]]:
-    """(check, claim, measured, expected, verdict, reason) rows; a placeholder row when no checks.
-
-    ``reason`` is the one-line reason of a registered known failure, else empty.
-    """
-    rows = [(v.name, v.claim, checks.measured_text(v), checks.expected_text(v),
-             checks.verdict_text(v), v.known_failure or "") for v in entry.verdicts]
+def _check_rows(entry: ReportEntry) -> list[tuple[str, str, str, str, str, str, str]]:
+    """(check, kind, claim, measured, expected, verdict, reason) rows; a placeholder row when the
+    notebook has no checks. ``reason`` is a registered known failure's reason, else empty."""
+    rows = [(v.name, v.kind or "unknown", v.claim, checks.measured_text(v),
+             checks.expected_text(v), checks.verdict_text(v), v.known_failure or "")
+            for v in entry.verdicts]
     if rows:
         return rows
     if entry.status == "missing":
-        return [("(no checks)", "notebook has no report yet", "", "", "NOT RUN", "")]
-    return [("(no checks)", "notebook recorded no checks", "", "", entry.status.upper(), "")]
+        return [("(no checks)", "", "notebook has no report yet", "", "", "NOT RUN", "")]
+    return [("(no checks)", "", "notebook recorded no checks", "", "", entry.status.upper(), "")]
+
+
+#: How each kind of check is counted in the totals (singular, plural), claims first.
+KIND_NOUNS = {"claim": ("claim check", "claim checks"),
+              "consistency": ("consistency check", "consistency checks"),
+              "precondition": ("precondition", "preconditions"),
+              "None": ("check of unknown kind", "checks of unknown kind")}
 
 
 def _totals(entries: list[ReportEntry]) -> str:
-    verdicts = [v for e in entries for v in e.verdicts]
-    passed = sum(checks.verdict_text(v) == "PASS" for v in verdicts)
-    known = sum(checks.verdict_text(v) == "KNOWN FAIL" for v in verdicts)
-    failed = sum(checks.fails_notebook(v) for v in verdicts)
+    """Claims first: "12 of 19 claim checks pass (1 known failure, 0 failed); ..."."""
+    counts = checks.kind_counts(v for e in entries for v in e.verdicts)
+    parts = [f"{row['passed']} of {checks.count_text(row['checks'], *KIND_NOUNS[kind])} pass "
+             f"({checks.count_text(row['known_failures'], 'known failure')}, "
+             f"{row['failed']} failed)" for kind, row in counts.items() if row["checks"]]
     missing = sum(e.status == "missing" for e in entries)
-    return (f"{passed} of {len(verdicts)} checks passed across {len(entries)} notebooks; "
-            f"{checks.count_text(known, 'known failure')}; {failed} failed; {missing} notebooks "
+    return (f"{'; '.join(parts) or 'no checks'}. Across {len(entries)} notebooks; {missing} "
             "without a report.")
 
 
@@ -285,11 +291,11 @@ def render_html(entries: list[ReportEntry], reports_dir: Path) -> str:
     e = html.escape
     rows = []
     for entry in entries:
-        for name, claim, measured, expected, verdict, reason in _check_rows(entry):
+        for name, kind, claim, measured, expected, verdict, reason in _check_rows(entry):
             css = ROW_CLASSES.get(verdict, "fail")
             note = f' <span class="reason">({e(reason)})</span>' if reason else ""
             rows.append(f'<tr class="{css}"><td><a href="#nb-{e(entry.stem)}">{e(entry.stem)}</a>'
-                        f"</td><td>{e(name)}</td><td>{e(claim)}</td>"
+                        f"</td><td>{e(name)}</td><td>{e(kind)}</td><td>{e(claim)}</td>"
                         f'<td class="value">{e(measured)}</td><td class="value">{e(expected)}</td>'
                         f'<td class="verdict">{e(verdict)}{note}</td></tr>')
     sections = [line for entry in entries for line in _html_section(entry, reports_dir)]
@@ -298,7 +304,8 @@ def render_html(entries: list[ReportEntry], reports_dir: Path) -> str:
         "<title>ptd reports</title>", f"<style>{HTML_STYLE}</style>", "</head>",
         '<body data-images-loaded="pending">', "<h1>ptd: theory checks</h1>",
         f'<p id="totals">{e(_totals(entries))}</p>',
-        '<table id="checks">', "<thead><tr><th>notebook</th><th>check</th><th>claim</th>"
+        '<table id="checks">', "<thead><tr><th>notebook</th><th>check</th><th>kind</th>"
+        "<th>claim</th>"
         "<th>measured</th><th>expected</th><th>verdict</th></tr></thead>", "<tbody>", *rows,
         "</tbody>", "</table>", *sections, HTML_IMAGE_PROBE, "</body>", "</html>", ""])
 
@@ -310,8 +317,8 @@ def _md(text: str) -> str:
 def render_markdown(entries: list[ReportEntry], reports_dir: Path) -> str:
     """README.md: the same content as the index page, in Markdown."""
     lines = ["# ptd: theory checks", "", _totals(entries), "",
-             "| notebook | check | claim | measured | expected | verdict |",
-             "|---|---|---|---|---|---|"]
+             "| notebook | check | kind | claim | measured | expected | verdict |",
+             "|---|---|---|---|---|---|---|"]
     for entry in entries:
         lines += [f"| {entry.stem} | {' | '.join(_md(c) for c in row)}"
                   f"{f' ({_md(reason)})' if reason else ''} |"

@@ -15,14 +15,21 @@ PARAMETERS = (
 )
 
 
-def protocol_cells(stem: str, *, passing: bool = True,
-                   known_failure: str | None = None) -> list[str]:
+#: The kinds of the two checks of `protocol_cells`: alpha_echo, alpha_is_float.
+KINDS = ("claim", "consistency")
+
+
+def protocol_cells(stem: str, *, passing: bool = True, known_failure: str | None = None,
+                   kinds: tuple[str, str] = KINDS) -> list[str]:
     """The cells of a minimal notebook following the protocol of ptdlib.cli.
 
-    ``passing=False`` pre-registers a check (``alpha_echo``) that the measurement cannot meet;
+    Two checks are pre-registered: ``alpha_echo`` (the parameter arrives, a claim) and
+    ``alpha_is_float`` (its type, a consistency check); ``kinds`` sets their kinds.
+    ``passing=False`` makes ``alpha_echo`` a check that the measurement cannot meet;
     ``known_failure`` registers that check as a known failure with this reason.
     """
     expected = "alpha" if passing else "alpha + 1.0"
+    echo_kind, type_kind = kinds
     known = ("" if known_failure is None
              else f'table.expect_failure("alpha_echo", {known_failure!r})\n')
     return [
@@ -31,8 +38,9 @@ def protocol_cells(stem: str, *, passing: bool = True,
         f'out = reports.NotebookOutput(output_dir, "{stem}")\n'
         "table = checks.CheckTable()\n"
         f'table.expect(checks.Expectation.close("alpha_echo", "alpha arrives as a float", '
-        f"{expected}, atol=1e-12))\n"
-        'table.expect(checks.Expectation.true("alpha_is_float", "alpha has type float"))',
+        f'{expected}, atol=1e-12, kind="{echo_kind}"))\n'
+        'table.expect(checks.Expectation.true("alpha_is_float", "alpha has type float", '
+        f'kind="{type_kind}"))',
         "fig, ax = plt.subplots()\n"
         "ax.plot(list(range(n_points)), [alpha * k for k in range(n_points)])\n"
         'out.save_figure(fig, "line", caption="a straight line");',

@@ -98,12 +98,13 @@ def test_bad_input_is_rejected(make, match: str) -> None:
 
 def test_pre_registered_expectations_are_measured_later() -> None:
     table = checks.CheckTable()
-    table.expect(Expectation.at_most("err", "round-off only", 1e-12))
-    table.expect(Expectation.true("ergodic", "P is ergodic"))
+    table.expect(Expectation.at_most("err", "round-off only", 1e-12, kind="consistency"))
+    table.expect(Expectation.true("ergodic", "P is ergodic", kind="precondition"))
     assert not table.ok  # nothing measured yet
     table.measure("err", 3e-16)
     assert [v.ok for v in table] == [True, False]  # registration order; ergodic not measured
     assert table.verdicts[1].detail == "never measured" and math.isnan(table.verdicts[1].measured)
+    assert [v.kind for v in table] == ["consistency", "precondition"]  # unmeasured keeps its kind
     table.measure("ergodic", True)
     assert table.ok and len(table) == 2
     table.assert_all()
@@ -111,9 +112,9 @@ def test_pre_registered_expectations_are_measured_later() -> None:
 
 def test_check_table_rejects_misuse() -> None:
     table = checks.CheckTable()
-    table.add(checks.check_true("a", "", True))
+    table.add(checks.check_true("a", "", True, kind="consistency"))
     with pytest.raises(ValueError, match="unique"):
-        table.add(checks.check_true("a", "", True))
+        table.add(checks.check_true("a", "", True, kind="consistency"))
     with pytest.raises(ValueError, match="never registered"):
         table.measure("b", 1.0)
     with pytest.raises(ValueError, match="already measured"):
@@ -124,9 +125,9 @@ def test_check_table_rejects_misuse() -> None:
 
 def test_assert_all_lists_every_failed_check() -> None:
     table = checks.CheckTable()
-    table.add(checks.check_close("good", "fine", 1.0, 1.0, atol=0.1))
-    table.add(checks.check_close("slope", "E dist^2 ~ 1/t", -0.5, -1.0, atol=0.2))
-    table.expect(Expectation.at_most("floor", "floor ~ alpha", 0.1))
+    table.add(checks.check_close("good", "fine", 1.0, 1.0, atol=0.1, kind="consistency"))
+    table.add(checks.check_close("slope", "E dist^2 ~ 1/t", -0.5, -1.0, atol=0.2, kind="claim"))
+    table.expect(Expectation.at_most("floor", "floor ~ alpha", 0.1, kind="claim"))
     with pytest.raises(AssertionError) as info:
         table.assert_all()
     message = str(info.value)
@@ -142,16 +143,29 @@ def test_assert_all_on_an_empty_table_fails() -> None:
 
 
 def test_format_table_known_answer() -> None:
-    verdicts = [checks.check_at_most("tv_exact", "two-state TV", np.float64(2.220446e-16), 1e-12),
+    verdicts = [checks.check_at_most("tv_exact", "two-state TV", np.float64(2.220446e-16), 1e-12,
+                                     kind="consistency"),
                 checks.check_close("rho", "late decay rate", np.float64(0.81234567), 0.8,
-                                   rtol=0.05)]
-    # Rounded to a hundredth of each band: round-off under a 1e-12 bound prints as 0.
+                                   rtol=0.05, kind="claim")]
+    # Rounded to a hundredth of each band: round-off under a 1e-12 bound prints as 0. The kind
+    # column follows the check's name and is as wide as its longest entry ("consistency").
     assert checks.format_table(verdicts) == (
-        "check     measured  expected      verdict  claim\n"
-        "tv_exact  0         <= 1e-12      PASS     two-state TV\n"
-        "rho       0.8123    0.8 +/- 0.04  PASS     late decay rate")
-    assert checks.format_table(verdicts, values=False).splitlines()[1] == \
-        "tv_exact  <= 1e-12      PASS     two-state TV"
+        "check     kind         measured  expected      verdict  claim\n"
+        "tv_exact  consistency  0         <= 1e-12      PASS     two-state TV\n"
+        "rho       claim        0.8123    0.8 +/- 0.04  PASS     late decay rate")
+    assert checks.format_table(verdicts, values=False).splitlines() == [
+        "check     kind         expected      verdict  claim",
+        "tv_exact  consistency  <= 1e-12      PASS     two-state TV",
+        "rho       claim        0.8 +/- 0.04  PASS     late decay rate"]
+
+
+def test_format_table_leaves_the_kind_of_a_verdict_outside_a_table_blank() -> None:
+    verdicts = [checks.check_true("a", "one", True), checks.check_true("bb", "two", False,
+                                                                       kind="precondition")]
+    assert checks.format_table(verdicts).splitlines() == [
+        "check  kind          measured  expected  verdict  claim",
+        "a                    true      true      PASS     one",
+        "bb     precondition  false     true      FAIL     two"]
 
 
 @pytest.mark.parametrize(("verdict", "step", "text"), [
@@ -241,11 +255,12 @@ def test_write_summary_is_stable_and_round_trips(tmp_path: Path) -> None:
 
 def test_to_frame_has_one_row_per_check() -> None:
     table = checks.CheckTable()
-    table.add(checks.check_close("a", "claim", 1.0, 1.0))
-    table.add(checks.check_true("b", "claim", False))
+    table.add(checks.check_close("a", "claim", 1.0, 1.0, kind="consistency"))
+    table.add(checks.check_true("b", "claim", False, kind="claim"))
     frame = table.to_frame()
     assert list(frame["name"]) == ["a", "b"]
     assert list(frame["ok"]) == [True, False]
+    assert list(frame["kind"]) == ["consistency", "claim"]
     assert {"measured", "expected", "tol", "relation", "expected_text"} <= set(frame.columns)
 
 
@@ -258,8 +273,8 @@ def test_collect_provenance_lists_versions() -> None:
 
 def _table_with_one_failure() -> checks.CheckTable:
     table = checks.CheckTable()
-    table.add(checks.check_close("good", "fine", 1.0, 1.0, atol=0.1))
-    table.add(checks.check_close("slope", "excess ~ tau", 1.9, 1.0, atol=0.5))
+    table.add(checks.check_close("good", "fine", 1.0, 1.0, atol=0.1, kind="consistency"))
+    table.add(checks.check_close("slope", "excess ~ tau", 1.9, 1.0, atol=0.5, kind="claim"))
     return table
 
 
@@ -284,7 +299,7 @@ def test_expected_failure_must_name_a_recorded_check() -> None:
 
 def test_expected_failures_do_not_excuse_other_failures() -> None:
     table = _table_with_one_failure()
-    table.add(checks.check_at_most("floor", "floor ~ alpha", 0.5, 0.1))
+    table.add(checks.check_at_most("floor", "floor ~ alpha", 0.5, 0.1, kind="claim"))
     with pytest.raises(AssertionError, match=r"floor: measured 0\.5") as info:
         table.assert_all(expected_failures={"slope": "reason"})
     assert "slope" not in str(info.value)
@@ -304,7 +319,7 @@ def test_a_registered_known_failure_is_marked_everywhere_and_does_not_raise() ->
     assert table.verdicts[0].known_failure is None
     assert [checks.verdict_text(v) for v in table] == ["PASS", "KNOWN FAIL"]
     assert table.format_table(values=False).splitlines()[2] == \
-        "slope  1 +/- 0.5  KNOWN FAIL  excess ~ tau"
+        "slope  claim        1 +/- 0.5  KNOWN FAIL  excess ~ tau"
     assert checks.notebook_status(table) == "known failures"
 
 
@@ -322,7 +337,7 @@ def test_a_registered_known_failure_that_passes_fails_the_notebook() -> None:
 
 def test_a_known_failure_does_not_excuse_other_failures() -> None:
     table = _table_with_a_known_failure()
-    table.expect(Expectation.at_most("floor", "floor ~ alpha", 0.1))
+    table.expect(Expectation.at_most("floor", "floor ~ alpha", 0.1, kind="claim"))
     assert checks.notebook_status(table) == "failed"
     with pytest.raises(AssertionError, match=r"floor: measured nan") as info:
         table.assert_all()
@@ -367,9 +382,11 @@ def test_write_summary_counts_known_failures_apart(tmp_path: Path) -> None:
     path = checks.write_summary(tmp_path / "s.json", "08_x", table, {"seed": 0}, {"seeds": [0]})
     summary = json.loads(path.read_text())
     assert (summary["schema"], summary["status"], summary["n_checks"], summary["n_failed"],
-            summary["n_known_failures"]) == (2, "known failures", 2, 0, 1)
+            summary["n_known_failures"]) == (3, "known failures", 2, 0, 1)
     assert [(c["verdict_text"], c["known_failure"]) for c in summary["checks"]] == [
         ("PASS", None), ("KNOWN FAIL", "squared gain bias on lazy chains")]
+    assert summary["counts"]["claim"] == {"checks": 1, "passed": 0, "known_failures": 1,
+                                          "failed": 0}
     assert [Verdict.from_dict(c) for c in summary["checks"]] == list(table.verdicts)
 
 
@@ -379,3 +396,150 @@ def test_schema_1_checks_still_read() -> None:
               "measured_text": "1", "expected_text": "2 +/- 0.5"}
     verdict = Verdict.from_dict(record)
     assert verdict.known_failure is None and checks.verdict_text(verdict) == "FAIL"
+    assert verdict.kind is None
+
+
+# Kinds of check: every check in a table says whether it is a claim, a consistency check or a
+# precondition.
+
+KIND_MESSAGE = "kind must be one of 'claim', 'consistency', 'precondition'"
+
+
+def _verdict(name: str, kind: str | None, ok: bool = True, known: str | None = None) -> Verdict:
+    """A verdict built directly (a Verdict does not check its kind; a table does)."""
+    return Verdict(name, "", 1.0, 1.0, 0.0, ok, known_failure=known,
+                   kind=kind)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("register", "got"), [
+    (lambda table: table.expect(Expectation.close("rate", "", 1.0, atol=0.1)), "None"),
+    (lambda table: table.add(checks.check_true("rate", "", True)), "None"),
+    (lambda table: table.add(_verdict("rate", "theorem")), "'theorem'"),
+    (lambda table: table.add(_verdict("rate", "Claim")), "'Claim'"),
+])
+def test_check_table_refuses_a_check_without_a_known_kind(register, got: str) -> None:
+    table = checks.CheckTable()
+    with pytest.raises(ValueError) as info:
+        register(table)
+    assert str(info.value) == f"check 'rate': {KIND_MESSAGE}; got {got}"
+    assert len(table) == 0  # nothing half-registered: the name is still free
+    table.add(_verdict("rate", "claim"))
+    assert [v.kind for v in table] == ["claim"]
+
+
+def test_every_kind_is_accepted_by_expect_and_add() -> None:
+    table = checks.CheckTable()
+    for kind in checks.KINDS:
+        table.expect(Expectation.true(f"e_{kind}", "", kind=kind))
+        table.add(checks.check_true(f"a_{kind}", "", True, kind=kind))
+    assert checks.KINDS == ("claim", "consistency", "precondition")
+    assert [v.kind for v in table] == [k for k in checks.KINDS for _ in range(2)]
+
+
+@pytest.mark.parametrize("make", [
+    lambda kind: Expectation.close("c", "", 1.0, atol=0.1, kind=kind),
+    lambda kind: Expectation.at_most("c", "", 1.0, kind=kind),
+    lambda kind: Expectation.at_least("c", "", 1.0, kind=kind),
+    lambda kind: Expectation.interval("c", "", 1.0, 0.1, use_ci="inside", kind=kind),
+    lambda kind: Expectation.ratio("c", "", 1.0, 2.0, side="upper", kind=kind),
+    lambda kind: Expectation.true("c", "", kind=kind),
+    lambda kind: Expectation("c", "", "close", 1.0, 0.1, "", kind),
+    lambda kind: checks.check_close("c", "", 1.0, 1.0, kind=kind),
+])
+@pytest.mark.parametrize("kind", ["theorem", "", "claims", 1])
+def test_an_expectation_with_an_unknown_kind_is_refused_when_built(make, kind: object) -> None:
+    with pytest.raises(ValueError) as info:
+        make(kind)
+    assert str(info.value) == f"check 'c': {KIND_MESSAGE}; got {kind!r}"
+
+
+def test_an_expectation_may_leave_its_kind_open_until_a_table_needs_it() -> None:
+    expectation = Expectation.close("c", "", 1.0)
+    assert expectation.kind is None and expectation.judge(1.0).kind is None
+
+
+@pytest.mark.parametrize("make", [
+    lambda kind: checks.check_close("c", "", 1.0, 1.0, kind=kind),
+    lambda kind: checks.check_at_most("c", "", 1.0, 1.0, kind=kind),
+    lambda kind: checks.check_at_least("c", "", 1.0, 1.0, kind=kind),
+    lambda kind: checks.check_in_interval("c", "", 1.0, 1.0, 0.1, ci=(0.9, 1.1), use_ci="inside",
+                                          kind=kind),
+    lambda kind: checks.check_slope("c", "", SlopeFit(-1.0, 0.0, -1.1, -0.9, 0.95, 10), -1.0,
+                                    0.2, use_ci="overlap", kind=kind),
+    lambda kind: checks.check_ratio("c", "", 2.0, 1.0, kind=kind),
+    lambda kind: checks.check_true("c", "", True, kind=kind),
+    lambda kind: Expectation.interval("c", "", 1.0, 0.1, kind=kind).judge(1.05),
+    lambda kind: Expectation.ratio("c", "", 1.0, 2.0, side="lower", kind=kind).judge(1.5),
+])
+@pytest.mark.parametrize("kind", ["claim", "consistency", "precondition"])
+def test_every_constructor_carries_the_kind_to_the_verdict(make, kind: str) -> None:
+    verdict = make(kind)
+    assert verdict.ok and verdict.kind == kind
+    assert verdict.to_dict()["kind"] == kind
+
+
+def test_kind_counts_known_answer() -> None:
+    verdicts = [_verdict("i", "consistency"),
+                _verdict("s", "precondition", ok=False),
+                _verdict("a", "claim"),
+                _verdict("b", "claim", ok=False),
+                _verdict("c", "claim", ok=False, known="biased"),  # KNOWN FAIL
+                _verdict("d", "claim", ok=True, known="stale"),  # UNEXPECTED PASS: failed
+                _verdict("j", "consistency"),
+                _verdict("e", "claim")]
+    counts = checks.kind_counts(verdicts)
+    assert counts == {
+        "claim": {"checks": 5, "passed": 2, "known_failures": 1, "failed": 2},
+        "consistency": {"checks": 2, "passed": 2, "known_failures": 0, "failed": 0},
+        "precondition": {"checks": 1, "passed": 0, "known_failures": 0, "failed": 1},
+    }
+    assert list(counts) == ["claim", "consistency", "precondition"]  # claims first
+    assert sum(row["failed"] for row in counts.values()) == sum(map(checks.fails_notebook,
+                                                                    verdicts))
+
+
+def test_kind_counts_keeps_every_kind_and_lists_unknown_kinds_last() -> None:
+    zero = {"checks": 0, "passed": 0, "known_failures": 0, "failed": 0}
+    assert checks.kind_counts([]) == dict.fromkeys(checks.KINDS, zero)
+    counts = checks.kind_counts([_verdict("old", None, ok=False), _verdict("p", "precondition")])
+    assert list(counts) == ["claim", "consistency", "precondition", "None"]
+    assert (counts["claim"], counts["consistency"]) == (zero, zero)
+    assert counts["precondition"] == {"checks": 1, "passed": 1, "known_failures": 0, "failed": 0}
+    assert counts["None"] == {"checks": 1, "passed": 0, "known_failures": 0, "failed": 1}
+
+
+def test_write_summary_writes_the_kind_of_every_check_and_the_counts(tmp_path: Path) -> None:
+    table = checks.CheckTable()
+    table.add(checks.check_true("well_posed", "A is Hurwitz", True, kind="precondition"))
+    table.expect(Expectation.close("identity", "P 1 = 1", 1.0, atol=1e-12, kind="consistency"))
+    table.add(checks.check_close("rate", "rate ~ 1/t", -0.5, -1.0, atol=0.2, kind="claim"))
+    table.add(checks.check_close("floor", "floor ~ alpha", 0.1, 0.1, atol=0.01, kind="claim"))
+    table.measure("identity", 1.0)
+    table.expect_failure("rate", "burn-in too short")
+    path = checks.write_summary(tmp_path / "s.json", "01_x", table, {"seed": 0}, {"seeds": [0]})
+    summary = json.loads(path.read_text())
+    assert summary["schema"] == checks.SUMMARY_SCHEMA == 3
+    assert [(c["name"], c["kind"]) for c in summary["checks"]] == [
+        ("well_posed", "precondition"), ("identity", "consistency"), ("rate", "claim"),
+        ("floor", "claim")]
+    assert summary["counts"] == {
+        "claim": {"checks": 2, "passed": 1, "known_failures": 1, "failed": 0},
+        "consistency": {"checks": 1, "passed": 1, "known_failures": 0, "failed": 0},
+        "precondition": {"checks": 1, "passed": 1, "known_failures": 0, "failed": 0},
+    }
+    assert (summary["status"], summary["n_checks"], summary["n_failed"],
+            summary["n_known_failures"]) == ("known failures", 4, 0, 1)
+    restored = [Verdict.from_dict(c) for c in summary["checks"]]
+    assert restored == list(table.verdicts)
+    assert [v.kind for v in restored] == ["precondition", "consistency", "claim", "claim"]
+
+
+def test_schema_2_checks_still_read_with_no_kind() -> None:
+    record = {"name": "a", "claim": "c", "measured": 1.0, "expected": 1.0, "tol": 0.5,
+              "ok": True, "relation": "close", "detail": "", "ci": None,
+              "known_failure": "was off", "measured_text": "1", "expected_text": "1 +/- 0.5",
+              "verdict_text": "UNEXPECTED PASS"}
+    verdict = Verdict.from_dict(record)
+    assert verdict.kind is None and checks.verdict_text(verdict) == "UNEXPECTED PASS"
+    assert checks.kind_counts([verdict])["None"] == {"checks": 1, "passed": 0,
+                                                     "known_failures": 0, "failed": 1}

@@ -71,6 +71,14 @@ def test_success_writes_notebook_html_figure_and_summary(project: Outcome) -> No
     # 1e-3 on the command line is a YAML string, coerced to the float default's kind.
     assert summary["parameters"] == {"alpha": 0.001, "label": "run", "n_points": 5, "seed": 0}
     assert [c["ok"] for c in summary["checks"]] == [True, True]
+    # The factory's notebook registers one check of each of two kinds.
+    assert summary["schema"] == checks.SUMMARY_SCHEMA
+    assert [(c["name"], c["kind"]) for c in summary["checks"]] == [
+        ("alpha_echo", "claim"), ("alpha_is_float", "consistency")]
+    assert summary["counts"] == {
+        "claim": {"checks": 1, "passed": 1, "known_failures": 0, "failed": 0},
+        "consistency": {"checks": 1, "passed": 1, "known_failures": 0, "failed": 0},
+        "precondition": {"checks": 0, "passed": 0, "known_failures": 0, "failed": 0}}
     run = summary["run"]
     assert (run["profile"], run["overrides"], run["status"]) == ("paper", {"alpha": 0.001},
                                                                  "passed")
@@ -94,12 +102,20 @@ def test_the_index_marks_the_failed_notebook(project: Outcome) -> None:
     assert sorted(p.name for p in (reports_dir / "bad").iterdir()) == [
         "bad.html", "bad.ipynb", "line.png", "summary.json"]
     page = (reports_dir / "index.html").read_text()
-    assert '<td>alpha_echo</td><td>alpha arrives as a float</td><td class="value">0.001</td>' \
-        '<td class="value">1.001 +/- 1e-12</td><td class="verdict">FAIL</td>' in page
+    assert '<td>alpha_echo</td><td>claim</td><td>alpha arrives as a float</td>' \
+        '<td class="value">0.001</td><td class="value">1.001 +/- 1e-12</td>' \
+        '<td class="verdict">FAIL</td>' in page
     assert '<h2 id="nb-bad">bad: failed</h2>' in page
+    # alpha_echo (a claim) passes in good and fails in bad; alpha_is_float passes in both.
+    totals = ("1 of 2 claim checks pass (0 known failures, 1 failed); 2 of 2 consistency checks "
+              "pass (0 known failures, 0 failed). Across 2 notebooks; 0 without a report.")
+    assert f'<p id="totals">{totals}</p>' in page
     readme = (reports_dir / "README.md").read_text()
-    assert "| bad | alpha_echo | alpha arrives as a float | 0.001 | 1.001 +/- 1e-12 | FAIL |" \
+    assert "| bad | alpha_echo | claim | alpha arrives as a float | 0.001 | 1.001 +/- 1e-12 | " \
+        "FAIL |" in readme
+    assert "| bad | alpha_is_float | consistency | alpha has type float | true | true | PASS |" \
         in readme
+    assert readme.splitlines()[2] == totals
     manifest = json.loads((reports_dir / "manifest.json").read_text())
     assert {k: v["status"] for k, v in manifest["notebooks"].items()} == {"bad": "failed",
                                                                          "good": "passed"}
@@ -242,7 +258,7 @@ def test_a_known_failure_alone_exits_0(copy: Path, tmp_path: Path,
     def known_failure(plan: cli.RunPlan, staging: Path, root: Path) -> None:
         shutil.copy(plan.notebook, staging / f"{plan.stem}.ipynb")
         table = checks.CheckTable()
-        table.add(checks.check_true("flat", "the line is flat", False))
+        table.add(checks.check_true("flat", "the line is flat", False, kind="claim"))
         table.expect_failure("flat", "it slopes")
         checks.write_summary(staging / "summary.json", plan.stem, table, {}, {})
 
@@ -402,17 +418,21 @@ def test_only_known_failures_exit_0_and_are_marked_known_fail(known_project: Pat
     summary = json.loads((out_dir / "known" / "summary.json").read_text())
     assert (summary["schema"], summary["status"], summary["run"]["status"],
             summary["n_failed"], summary["n_known_failures"]) == (
-        2, "known failures", "known failures", 0, 1)
+        3, "known failures", "known failures", 0, 1)
+    assert (summary["counts"]["claim"], summary["counts"]["consistency"]) == (
+        {"checks": 1, "passed": 0, "known_failures": 1, "failed": 0},
+        {"checks": 1, "passed": 1, "known_failures": 0, "failed": 0})
     assert [(c["name"], c["verdict_text"], c["known_failure"]) for c in summary["checks"]] == [
         ("alpha_echo", "KNOWN FAIL", KNOWN_REASON), ("alpha_is_float", "PASS", None)]
     page = (out_dir / "index.html").read_text()
     assert ('<td class="value">0.5</td><td class="value">1.5 +/- 1e-12</td><td class="verdict">'
             f'KNOWN FAIL <span class="reason">({KNOWN_REASON})</span></td>') in page
     assert '<h2 id="nb-known">known: known failures</h2>' in page
-    assert "1 of 2 checks passed across 3 notebooks; 1 known failure; 0 failed;" in page
+    assert ("0 of 1 claim check pass (1 known failure, 0 failed); 1 of 1 consistency check pass "
+            "(0 known failures, 0 failed). Across 3 notebooks; 2 without a report.") in page
     readme = (out_dir / "README.md").read_text()
-    assert (f"| known | alpha_echo | alpha arrives as a float | 0.5 | 1.5 +/- 1e-12 | KNOWN FAIL "
-            f"({KNOWN_REASON}) |") in readme
+    assert (f"| known | alpha_echo | claim | alpha arrives as a float | 0.5 | 1.5 +/- 1e-12 | "
+            f"KNOWN FAIL ({KNOWN_REASON}) |") in readme
     assert "KNOWN FAIL" in (out_dir / "known" / "known.ipynb").read_text()  # the printed table
     manifest = json.loads((out_dir / "manifest.json").read_text())
     assert manifest["notebooks"]["known"]["status"] == "known failures"
@@ -433,8 +453,11 @@ def test_an_unexpected_failure_next_to_a_known_one_exits_1(known_project: Path,
         "1.5 +/- 1e-12" in out
     assert "2 notebooks in" in out and "1 passed (1 known failure), not passed: bad;" in out
     readme = (out_dir / "README.md").read_text()
-    assert "| bad | alpha_echo | alpha arrives as a float | 0.5 | 1.5 +/- 1e-12 | FAIL |" in readme
-    assert "2 of 4 checks passed across 3 notebooks; 1 known failure; 1 failed;" in readme
+    assert "| bad | alpha_echo | claim | alpha arrives as a float | 0.5 | 1.5 +/- 1e-12 | FAIL |" \
+        in readme
+    assert readme.splitlines()[2] == (
+        "0 of 2 claim checks pass (1 known failure, 1 failed); 2 of 2 consistency checks pass "
+        "(0 known failures, 0 failed). Across 3 notebooks; 1 without a report.")
 
 
 @pytest.mark.slow
@@ -451,5 +474,9 @@ def test_a_known_failure_that_passes_exits_1_and_says_why(known_project: Path,
     summary = json.loads((out_dir / "fixed" / "summary.json").read_text())
     assert (summary["status"], summary["n_failed"], summary["n_known_failures"]) == (
         "failed", 1, 0)
+    # An UNEXPECTED PASS counts as failed in its kind's counts too.
+    assert summary["counts"]["claim"] == {"checks": 1, "passed": 0, "known_failures": 0,
+                                          "failed": 1}
     readme = (out_dir / "README.md").read_text()
-    assert f"| 0.5 | 0.5 +/- 1e-12 | UNEXPECTED PASS ({KNOWN_REASON}) |" in readme
+    assert (f"| fixed | alpha_echo | claim | alpha arrives as a float | 0.5 | 0.5 +/- 1e-12 | "
+            f"UNEXPECTED PASS ({KNOWN_REASON}) |") in readme

@@ -92,8 +92,9 @@ def build_report(root: Path) -> Path:
     fig.add_subplot().plot([1, 2, 3], [1.0, 0.5, 0.33])
     out.save_figure(fig, "decay", caption="dist(B_t, B*) over t")
     table = checks.CheckTable()
-    table.add(checks.check_close("slope", "E dist^2 ~ 1/t", -0.93, -1.0, atol=0.2))
-    table.add(checks.check_at_least("nonmonotone", "distance is not monotone", 0.0, 0.01))
+    table.add(checks.check_close("slope", "E dist^2 ~ 1/t", -0.93, -1.0, atol=0.2, kind="claim"))
+    table.add(checks.check_at_least("nonmonotone", "distance is not monotone", 0.0, 0.01,
+                                    kind="precondition"))
     summary_path = out.write_summary(table, {"seed": 0, "steps": 1000})
     summary = json.loads(summary_path.read_text())
     summary["run"] = {"profile": "paper", "overrides": {}, "wall_time_s": 12.5,

@@ -27,11 +27,12 @@ def _figure() -> Figure:
 
 
 def _table(ok: bool = True, known_failure: str | None = None) -> checks.CheckTable:
-    """Checks slope (fails unless ``ok``; registered as ``known_failure`` if given) and ergodic."""
+    """Checks slope, a claim (fails unless ``ok``; registered as ``known_failure`` if given),
+    and ergodic, a precondition."""
     table = checks.CheckTable()
     table.add(checks.check_close("slope", "E dist^2 ~ 1/t", -0.97 if ok else -0.5, -1.0,
-                                 atol=0.2))
-    table.add(checks.check_true("ergodic", "every P_i is ergodic", True))
+                                 atol=0.2, kind="claim"))
+    table.add(checks.check_true("ergodic", "every P_i is ergodic", True, kind="precondition"))
     if known_failure is not None:
         table.expect_failure("slope", known_failure)
     return table
@@ -75,11 +76,12 @@ def test_notebook_output_rejects_a_repeated_figure_name() -> None:
 
 
 def make_report(reports_dir: Path, stem: str, *, ok: bool = True, run: dict | None = None,
-                known_failure: str | None = None) -> Path:
-    """A report folder as `ptd run` leaves it (summary with a run block, figure, ipynb, html)."""
+                known_failure: str | None = None, table: checks.CheckTable | None = None) -> Path:
+    """A report folder as `ptd run` leaves it (summary with a run block, figure, ipynb, html);
+    its checks are ``table``, by default ``_table(ok, known_failure)``."""
     out = reports.NotebookOutput(str(reports_dir / stem), stem)
     out.save_figure(_figure(), "curve", caption=f"{stem} curve")
-    path = out.write_summary(_table(ok, known_failure), {"seed": 0})
+    path = out.write_summary(table or _table(ok, known_failure), {"seed": 0})
     summary = json.loads(path.read_text())
     summary["run"] = {"profile": "paper", "overrides": {}, "wall_time_s": 1.5,
                       "git_commit": "abc123", **(run or {})}
@@ -99,13 +101,24 @@ def test_index_has_a_row_per_check_and_marks_failures(tmp_path: Path) -> None:
                                                       ("03_new", "missing")]
     page = (reports_dir / "index.html").read_text()
     assert page.count('<tr class="pass">') == 3 and page.count('<tr class="fail">') == 2
-    assert ('<td>slope</td><td>E dist^2 ~ 1/t</td><td class="value">-0.5</td>'
+    assert ("<thead><tr><th>notebook</th><th>check</th><th>kind</th><th>claim</th>"
+            "<th>measured</th><th>expected</th><th>verdict</th></tr></thead>") in page
+    assert ('<td>slope</td><td>claim</td><td>E dist^2 ~ 1/t</td><td class="value">-0.5</td>'
             '<td class="value">-1 +/- 0.2</td><td class="verdict">FAIL</td>') in page
+    assert "<td>ergodic</td><td>precondition</td><td>every P_i is ergodic</td>" in page
     assert "NOT RUN" in page and '<img src="01_good/curve.png"' in page
-    assert ("3 of 4 checks passed across 3 notebooks; 0 known failures; 1 failed; 1 notebooks "
-            "without a report.") in page
+    # Per kind, claims first: slope passes in 01_good and fails in 02_bad; ergodic passes twice.
+    totals = ("1 of 2 claim checks pass (0 known failures, 1 failed); 2 of 2 preconditions pass "
+              "(0 known failures, 0 failed). Across 3 notebooks; 1 without a report.")
+    assert f'<p id="totals">{totals}</p>' in page
     readme = (reports_dir / "README.md").read_text()
-    assert "| 02_bad | slope | E dist^2 ~ 1/t | -0.5 | -1 +/- 0.2 | FAIL |" in readme
+    assert readme.splitlines()[2] == totals
+    assert ("| notebook | check | kind | claim | measured | expected | verdict |\n"
+            "|---|---|---|---|---|---|---|\n") in readme
+    assert "| 02_bad | slope | claim | E dist^2 ~ 1/t | -0.5 | -1 +/- 0.2 | FAIL |" in readme
+    assert "| 02_bad | ergodic | precondition | every P_i is ergodic | true | true | PASS |" \
+        in readme
+    assert "| 03_new | (no checks) |  | notebook has no report yet |  |  | NOT RUN |" in readme
     assert "![01_good curve](01_good/curve.png)" in readme
     assert "| git commit | abc123 |" in readme and "| wall time | 1.5 s |" in readme
     manifest = json.loads((reports_dir / "manifest.json").read_text())
@@ -123,23 +136,25 @@ def test_index_marks_known_failures_and_unexpected_passes_with_their_reason(
     assert [e.status for e in entries] == ["passed", "known failures", "failed"]
     page = (reports_dir / "index.html").read_text()
     assert ('<tr class="known"><td><a href="#nb-02_known">02_known</a></td><td>slope</td>'
-            '<td>E dist^2 ~ 1/t</td><td class="value">-0.5</td><td class="value">-1 +/- 0.2</td>'
+            '<td>claim</td><td>E dist^2 ~ 1/t</td><td class="value">-0.5</td>'
+            '<td class="value">-1 +/- 0.2</td>'
             '<td class="verdict">KNOWN FAIL <span class="reason">(bias &lt;squared&gt;)</span>'
             "</td></tr>") in page
     assert ('<td class="verdict">UNEXPECTED PASS <span class="reason">(was biased)</span>'
             in page)
     assert page.count('<tr class="pass">') == 4 and page.count('<tr class="fail">') == 1
     assert '<h2 id="nb-02_known">02_known: known failures</h2>' in page
-    totals = ("4 of 6 checks passed across 3 notebooks; 1 known failure; 1 failed; 0 notebooks "
-              "without a report.")
-    assert totals in page
+    # slope: PASS in 01_good, KNOWN FAIL in 02_known, UNEXPECTED PASS (failed) in 03_fixed.
+    totals = ("1 of 3 claim checks pass (1 known failure, 1 failed); 3 of 3 preconditions pass "
+              "(0 known failures, 0 failed). Across 3 notebooks; 0 without a report.")
+    assert f'<p id="totals">{totals}</p>' in page
     readme = (reports_dir / "README.md").read_text()
-    assert totals in readme and "## 02_known: known failures" in readme
-    assert ("| 02_known | slope | E dist^2 ~ 1/t | -0.5 | -1 +/- 0.2 | KNOWN FAIL "
+    assert readme.splitlines()[2] == totals and "## 02_known: known failures" in readme
+    assert ("| 02_known | slope | claim | E dist^2 ~ 1/t | -0.5 | -1 +/- 0.2 | KNOWN FAIL "
             "(bias <squared>) |") in readme
-    assert "| 03_fixed | slope | E dist^2 ~ 1/t | -0.97 | -1 +/- 0.2 | UNEXPECTED PASS (was " \
-        "biased) |" in readme
-    assert "| 01_good | slope | E dist^2 ~ 1/t | -0.97 | -1 +/- 0.2 | PASS |" in readme
+    assert "| 03_fixed | slope | claim | E dist^2 ~ 1/t | -0.97 | -1 +/- 0.2 | UNEXPECTED PASS " \
+        "(was biased) |" in readme
+    assert "| 01_good | slope | claim | E dist^2 ~ 1/t | -0.97 | -1 +/- 0.2 | PASS |" in readme
     manifest = json.loads((reports_dir / "manifest.json").read_text())
     assert manifest["notebooks"]["02_known"]["status"] == "known failures"
 
@@ -149,13 +164,97 @@ def test_index_reads_schema_1_summaries(tmp_path: Path) -> None:
     path = make_report(reports_dir, "01_old", ok=False)
     summary = json.loads(path.read_text())
     for check in summary["checks"]:
-        del check["known_failure"], check["verdict_text"]
-    del summary["n_known_failures"]
+        del check["known_failure"], check["verdict_text"], check["kind"]
+    del summary["n_known_failures"], summary["counts"]
     checks.write_json_atomic(path, {**summary, "schema": 1})
     reports.write_index(reports_dir)
     readme = (reports_dir / "README.md").read_text()
-    assert "| 01_old | slope | E dist^2 ~ 1/t | -0.5 | -1 +/- 0.2 | FAIL |" in readme
-    assert "1 of 2 checks passed across 1 notebooks; 0 known failures; 1 failed;" in readme
+    assert "| 01_old | slope | unknown | E dist^2 ~ 1/t | -0.5 | -1 +/- 0.2 | FAIL |" in readme
+    assert readme.splitlines()[2] == ("1 of 2 checks of unknown kind pass (0 known failures, "
+                                      "1 failed). Across 1 notebooks; 0 without a report.")
+
+
+def test_index_reads_schema_2_summaries_without_kinds_next_to_new_ones(tmp_path: Path) -> None:
+    reports_dir = tmp_path / "reports"
+    make_report(reports_dir, "01_new")
+    path = make_report(reports_dir, "02_old", ok=False, known_failure="lazy chains")
+    summary = json.loads(path.read_text())
+    for check in summary["checks"]:
+        del check["kind"]
+    del summary["counts"]
+    checks.write_json_atomic(path, {**summary, "schema": 2})
+    entries = reports.write_index(reports_dir)
+    assert [v.kind for v in entries[0].verdicts] == ["claim", "precondition"]
+    assert [v.kind for v in entries[1].verdicts] == [None, None]
+    assert entries[1].status == "known failures"
+    page = (reports_dir / "index.html").read_text()
+    assert "<td>slope</td><td>unknown</td><td>E dist^2 ~ 1/t</td>" in page
+    assert "<td>ergodic</td><td>unknown</td><td>every P_i is ergodic</td>" in page
+    readme = (reports_dir / "README.md").read_text()
+    assert ("| 02_old | slope | unknown | E dist^2 ~ 1/t | -0.5 | -1 +/- 0.2 | KNOWN FAIL "
+            "(lazy chains) |") in readme
+    assert "| 01_new | slope | claim | E dist^2 ~ 1/t | -0.97 | -1 +/- 0.2 | PASS |" in readme
+    # Checks of unknown kind are counted apart, after the declared kinds.
+    assert readme.splitlines()[2] == (
+        "1 of 1 claim check pass (0 known failures, 0 failed); 1 of 1 precondition pass "
+        "(0 known failures, 0 failed); 1 of 2 checks of unknown kind pass (1 known failure, "
+        "0 failed). Across 2 notebooks; 0 without a report.")
+
+
+def _mixed_table(*, claim_ok: bool, known: bool) -> checks.CheckTable:
+    """Registered out of order: a consistency check, a claim, a precondition, a claim."""
+    table = checks.CheckTable()
+    table.add(checks.check_close("identity", "P 1 = 1", 1.0, 1.0, atol=1e-12, kind="consistency"))
+    table.add(checks.check_close("rate", "rate ~ 1/t", -1.0 if claim_ok else -0.4, -1.0,
+                                 atol=0.2, kind="claim"))
+    table.add(checks.check_true("step", "step sizes in range", True, kind="precondition"))
+    table.add(checks.check_at_most("floor", "floor ~ alpha", 0.3, 0.1, kind="claim"))
+    if known:
+        table.expect_failure("floor", "floor dominated by bias")
+    return table
+
+
+def test_index_totals_count_claims_first(tmp_path: Path) -> None:
+    reports_dir, notebooks_dir = tmp_path / "reports", tmp_path / "notebooks"
+    make_report(reports_dir, "01_a", table=_mixed_table(claim_ok=True, known=True))
+    make_report(reports_dir, "02_b", table=_mixed_table(claim_ok=False, known=False))
+    make_notebook(notebooks_dir / "03_c.ipynb", ["x = 1"])
+    reports.write_index(reports_dir, notebooks_dir)
+    # claims: rate PASS and floor KNOWN FAIL in 01_a, rate FAIL and floor FAIL in 02_b.
+    totals = ("1 of 4 claim checks pass (1 known failure, 2 failed); 2 of 2 consistency checks "
+              "pass (0 known failures, 0 failed); 2 of 2 preconditions pass (0 known failures, "
+              "0 failed). Across 3 notebooks; 1 without a report.")
+    assert f'<p id="totals">{totals}</p>' in (reports_dir / "index.html").read_text()
+    readme = (reports_dir / "README.md").read_text()
+    assert readme.splitlines()[2] == totals
+    # Rows keep the order the notebook registered its checks in.
+    assert [line.split(" | ")[1:3] for line in readme.splitlines()
+            if line.startswith("| 01_a |")] == [
+        ["identity", "consistency"], ["rate", "claim"], ["step", "precondition"],
+        ["floor", "claim"]]
+
+
+def _entry(stem: str, *verdicts: checks.Verdict) -> reports.ReportEntry:
+    return reports.ReportEntry(stem, {"status": checks.notebook_status(verdicts),
+                                      "checks": [v.to_dict() for v in verdicts]})
+
+
+@pytest.mark.parametrize(("entries", "totals"), [
+    ([_entry("a", checks.check_true("x", "", True, kind="consistency"),
+             checks.check_true("y", "", True, kind="consistency"))],
+     "2 of 2 consistency checks pass (0 known failures, 0 failed). Across 1 notebooks; "
+     "0 without a report."),
+    ([_entry("a", checks.check_true("x", "", False, kind="precondition")),
+      _entry("b", checks.check_true("y", "", True, kind="claim")),
+      reports.ReportEntry("c", None)],
+     "1 of 1 claim check pass (0 known failures, 0 failed); 0 of 1 precondition pass "
+     "(0 known failures, 1 failed). Across 3 notebooks; 1 without a report."),
+    ([reports.ReportEntry("a", None), _entry("b")],
+     "no checks. Across 2 notebooks; 1 without a report."),
+])
+def test_totals_leave_out_kinds_without_checks(entries: list[reports.ReportEntry],
+                                               totals: str) -> None:
+    assert reports._totals(entries) == totals
 
 
 def test_index_is_deterministic_and_escapes_text(tmp_path: Path) -> None:
