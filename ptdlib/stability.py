@@ -64,7 +64,9 @@ __all__ = [
     "mean_path_error_curve",
     "mean_path_jacobian",
     "mean_path_step",
+    "noise_covariance",
     "quotient_basis",
+    "subspace_error_constant",
 ]
 
 #: Largest max_i ||g_i|| at (B*, W*, J), relative to the problem scale, for x* to count as fixed.
@@ -581,3 +583,135 @@ def bisect_threshold(is_stable: Callable[[float], bool], low: float, *, rtol: fl
             high = mid
         count += 1
     return Bisection(low, high, count)
+
+
+def _transition_terms(problem: Any, i: int) -> FloatArray:
+    """f_i(s, s') = (delta_i phi(s), r_i(s) - J_i) at x*: agent i's noise, shape (n, n, d + 1).
+
+    delta_i(s, s') = r_i(s) - J_i + (phi(s') - phi(s))^T theta_i*, the TD error at x*.
+    """
+    Phi = np.asarray(problem.features)
+    r = np.asarray(problem.rewards[i])
+    value = Phi @ np.asarray(problem.theta_star[i])
+    gap = r - float(problem.average_reward[i])
+    delta = gap[:, None] + value[None, :] - value[:, None]
+    n = r.size
+    return np.concatenate([delta[:, :, None] * Phi[:, None, :],
+                           np.broadcast_to(gap[:, None, None], (n, n, 1))], axis=2)
+
+
+def _noise_map(x_star: MeanPathState, C: FloatArray, i: int, c_eta: float,
+               c_B: float) -> FloatArray:
+    """L_i (k, d + 1): agent i's (z, e) = (delta phi(s), r - J) -> quotient coordinates.
+
+    One iteration moves B by c_B alpha (1/N) z w_i*^T (through the retraction's differential),
+    w_i by alpha B*^T z and eta_i by c_eta alpha e; L_i is that move per unit alpha, seen
+    through C^T.
+    """
+    B, W = x_star.B, x_star.W
+    d, r = B.shape
+    N = W.shape[0]
+    columns = []
+    for j in range(d + 1):
+        z = np.eye(d + 1)[j, :d]
+        moved_B = subspace.qr_retraction_differential(B, c_B / N * np.outer(z, W[i]))
+        moved_W = np.zeros((N, r))
+        moved_W[i] = B.T @ z
+        moved_eta = c_eta * np.eye(d + 1)[j, d] * np.eye(N)[i]
+        columns.append(C.T @ np.concatenate([moved_B.ravel(), moved_W.ravel(), moved_eta]))
+    return np.column_stack(columns)
+
+
+def noise_covariance(problem: Any, *, c_eta: float = 1.0, c_B: float = 1.0,
+                     sampling: str = "markov") -> FloatArray:
+    """Long-run covariance Gamma of the update's noise at x*, in the quotient coordinates.
+
+    Parameters
+    ----------
+    problem : ptdlib.problems.Problem
+        A planted problem (x* a fixed point; see `fixed_point`).
+    c_eta, c_B : float, optional
+        Single-timescale ratios.
+    sampling : str, optional
+        "markov" (each agent's transitions along one trajectory: the long-run covariance, all
+        lags) or "iid" (s_t ~ mu_i afresh every iteration: lag 0 only).
+
+    Returns
+    -------
+    (k, k) ndarray
+        Gamma = sum_i L_i Sigma_i L_i^T in the coordinates of `quotient_basis`; Sigma_i the
+        (long-run) covariance of f_i(s, s') = (delta_i phi(s), r_i(s) - J_i), plus sigma^2
+        E_mu[(phi, 1)(phi, 1)^T] for reward noise of scale sigma; L_i maps f_i to the move of
+        (B, W, eta). The agents are independent, so their terms add.
+
+    Notes
+    -----
+    One iteration at x*: x <- x + alpha (M x + xi), xi = sum_i L_i f_i(s_t^i, s_{t+1}^i).
+
+    References
+    ----------
+    Meyn & Tweedie (2009), Ch. 17 (long-run covariance); Borkar (2008), Ch. 6.
+    """
+    c_eta, c_B = _ratios(c_eta, c_B)
+    if sampling not in ("markov", "iid"):
+        raise ValueError(f"sampling must be 'markov' or 'iid'; got {sampling!r}")
+    x_star = fixed_point(problem)
+    C = quotient_basis(x_star.B, x_star.W)
+    Phi = np.asarray(problem.features)
+    with_one = np.concatenate([Phi, np.ones((Phi.shape[0], 1))], axis=1)
+    Gamma = np.zeros((C.shape[1], C.shape[1]))
+    for i in range(problem.n_agents):
+        f = _transition_terms(problem, i)
+        P, mu = np.asarray(problem.P[i]), np.asarray(problem.mu[i])
+        if sampling == "markov":
+            sigma = theory.long_run_covariance(P, f)
+        else:
+            sigma = np.einsum("st,stm,stk->mk", mu[:, None] * P, f, f)
+        sigma += problem.reward_noise**2 * np.einsum("s,sm,sk->mk", mu, with_one, with_one)
+        L = _noise_map(x_star, C, i, c_eta, c_B)
+        Gamma += L @ sigma @ L.T
+    return Gamma
+
+
+def subspace_error_constant(problem: Any, alpha0: float, *, c_eta: float = 1.0,
+                            c_B: float = 1.0, sampling: str = "markov") -> float:
+    """Predicted C_B in E dist_F^2(B_T, B*) ~ C_B / T under steps alpha_t = alpha0 / (t + t0).
+
+    Parameters
+    ----------
+    problem : ptdlib.problems.Problem
+        A planted problem.
+    alpha0 : float
+        alpha_0 of the schedule; every eigenvalue of alpha0 M + I/2 must have negative real part
+        (`theory.inverse_time_covariance` raises otherwise).
+    c_eta, c_B : float, optional
+        Single-timescale ratios.
+    sampling : str, optional
+        "markov" or "iid" (`noise_covariance`).
+
+    Returns
+    -------
+    float
+        C_B = tr(G V G^T): V = `theory.inverse_time_covariance` of the drift M
+        (`mean_path_jacobian`) and the noise Gamma (`noise_covariance`); G maps quotient
+        coordinates to the Grassmann part (I - B* B*^T) of the basis, whose squared Frobenius
+        norm is dist_F^2(B, B*) to second order.
+
+    Notes
+    -----
+    Linearised at x*: x_{t+1} = x_t + alpha_t (M x_t + xi_t); t E[x x^T] -> V, so
+    T E dist_F^2(B_T, B*) -> C_B. The B-block of Gamma averages N independent agents.
+
+    References
+    ----------
+    Chung (1954); Fabian (1968); Borkar (2008), Ch. 6; Srikant & Ying (2019).
+    """
+    M = mean_path_jacobian(problem, c_eta=c_eta, c_B=c_B).drift
+    Gamma = noise_covariance(problem, c_eta=c_eta, c_B=c_B, sampling=sampling)
+    V = theory.inverse_time_covariance(M, Gamma, alpha0)
+    x_star = fixed_point(problem)
+    C = quotient_basis(x_star.B, x_star.W)
+    d, r = x_star.B.shape
+    outside = np.eye(d) - x_star.B @ x_star.B.T
+    G = np.einsum("ab,bkj->akj", outside, C[:d * r].reshape(d, r, -1)).reshape(d * r, -1)
+    return float(np.trace(G @ V @ G.T))

@@ -259,6 +259,40 @@ def qr_retraction(B_tilde: ArrayLike) -> tuple[FloatArray, FloatArray]:
     return Q, R
 
 
+def qr_retraction_differential(B: ArrayLike, E: ArrayLike) -> FloatArray:
+    """Differential of the QR retraction at an orthonormal B in the direction E.
+
+    Parameters
+    ----------
+    B : (dim, rank)
+        Orthonormal basis (the point of the Stiefel manifold).
+    E : (dim, rank)
+        Ambient direction.
+
+    Returns
+    -------
+    (dim, rank) ndarray
+        d/dt qf(B + t E) at t = 0: (I - B B^T) E + B S, S = L - L^T, L the strictly lower
+        triangular part of B^T E (a tangent vector: B^T of it is skew).
+
+    Notes
+    -----
+    From B + t E = Q(t) R(t), R(0) = I: Q' + B R' = E with R' upper triangular and B^T Q'
+    skew, so B^T E = B^T Q' + R' fixes both.
+
+    References
+    ----------
+    Absil, Mahony & Sepulchre (2008), Ch. 4 (the qf retraction); the differential follows by
+    differentiating B + t E = Q(t) R(t) as in the Notes.
+    """
+    B = check_orthonormal(B, "B")
+    E = as_float_array(E, "E")
+    if E.shape != B.shape:
+        raise ValueError(f"E must have the shape of B, {B.shape}; got {E.shape}")
+    lower = np.tril(B.T @ E, -1)
+    return E - B @ (B.T @ E) + B @ (lower - lower.T)
+
+
 def haar_orthonormal(dim: int, rank: int, rng: RngLike,
                      size: int | tuple[int, ...] = ()) -> FloatArray:
     """Haar-random orthonormal bases: the sign-fixed QR factor of a standard Gaussian matrix.

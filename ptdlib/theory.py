@@ -44,6 +44,7 @@ from typing import NamedTuple
 
 import numpy as np
 import scipy.integrate
+import scipy.linalg
 import scipy.optimize
 import scipy.special
 from numpy.typing import ArrayLike, NDArray
@@ -1201,3 +1202,96 @@ def inverse_time_rate_condition(alpha0: float, kappa: float) -> Condition:
     kappa = _real(kappa, "kappa", 0.0, np.inf)
     return Condition("inverse-time rate", "alpha0 kappa > 1 (2 alpha0 lambda > 1)",
                      alpha0 * kappa, 1.0, alpha0 * kappa > 1)
+
+
+def long_run_covariance(P: ArrayLike, f: ArrayLike) -> FloatArray:
+    """Long-run covariance of f(s_t, s_{t+1}) along a stationary trajectory of an ergodic chain.
+
+    Parameters
+    ----------
+    P : (n, n)
+        Ergodic transition matrix.
+    f : (n, n, m)
+        f[s, s'] in R^m, a function of one transition (centred here under mu(s) P(s, s')).
+
+    Returns
+    -------
+    (m, m) ndarray
+        Sigma = sum over all lags k of Cov(f(X_0), f(X_k)), X_t = (s_t, s_{t+1}): the variance
+        that a sum of T such terms has, divided by T, as T -> infinity (Markov chain CLT).
+
+    Notes
+    -----
+    Sigma = E[f f^T] + C + C^T,  C = E[f(s, s') h(s')^T],  h = (I - P + 1 mu^T)^{-1} g,
+    g(s) = sum_{s'} P(s, s') f(s, s'): h = sum_{k >= 0} P^k g solves the Poisson equation
+    (I - P) h = g (mu^T g = 0 after centring).
+
+    References
+    ----------
+    Meyn, S. & Tweedie, R. L. (2009). Markov Chains and Stochastic Stability, 2nd ed., Ch. 17.
+    Kemeny, J. G. & Snell, J. L. (1960). Finite Markov Chains (the fundamental matrix).
+    """
+    P = _square_stack(P, "P")
+    f = _finite(f, "f")
+    n = P.shape[0]
+    if P.ndim != 2 or f.ndim != 3 or f.shape[:2] != (n, n):
+        raise ValueError(f"P must be (n, n) and f (n, n, m); got shapes {P.shape}, {f.shape}")
+    mu = _stationary_distribution(P)
+    pair = mu[:, None] * P  # law of (s_t, s_{t+1})
+    centred = f - np.einsum("st,stm->m", pair, f)
+    g = np.einsum("st,stm->sm", P, centred)
+    h = np.linalg.solve(np.eye(n) - P + np.outer(np.ones(n), mu), g)
+    lag0 = np.einsum("st,stm,stk->mk", pair, centred, centred)
+    later = np.einsum("st,stm,tk->mk", pair, centred, h)
+    return lag0 + later + later.T
+
+
+def inverse_time_covariance(M: ArrayLike, Gamma: ArrayLike, alpha0: float) -> FloatArray:
+    """Limit V of t E[x_t x_t^T] for x_{t+1} = x_t + alpha_t (M x_t + xi_t), alpha_t = alpha0 / t.
+
+    Parameters
+    ----------
+    M : (k, k)
+        Drift of the linearised mean path (eigenvalues in the open left half-plane).
+    Gamma : (k, k)
+        Long-run covariance of the noise xi_t (symmetric, positive semi-definite).
+    alpha0 : float
+        alpha_0 > 0 with every eigenvalue of alpha0 M + I/2 in the open left half-plane
+        (alpha0 > 1 / (2 min_j -Re lambda_j(M)): the condition for the 1/t rate).
+
+    Returns
+    -------
+    (k, k) ndarray
+        V, the solution of the Lyapunov equation below; E[x_t x_t^T] ~ V / t.
+
+    Raises
+    ------
+    ValueError
+        If alpha0 M + I/2 has an eigenvalue with real part >= 0.
+
+    Notes
+    -----
+    (alpha0 M + I/2) V + V (alpha0 M + I/2)^T + alpha0^2 Gamma = 0: put E[x x^T] = V / t into
+    E[x_{t+1} x_{t+1}^T] = E[x x^T] + alpha_t (M E + E M^T) + alpha_t^2 Gamma. A shift
+    t -> t + t0 of the schedule changes nothing in the limit.
+
+    References
+    ----------
+    Chung, K. L. (1954). On a stochastic approximation method. Ann. Math. Statist. 25(3).
+    Fabian, V. (1968). On asymptotic normality in stochastic approximation. Ann. Math. Statist.
+    39(4). Borkar, V. S. (2008). Stochastic Approximation: A Dynamical Systems Viewpoint, Ch. 6
+    (Markov noise enters through its long-run covariance).
+    """
+    M = _square_stack(M, "M")
+    Gamma = _square_stack(Gamma, "Gamma")
+    if M.ndim != 2 or Gamma.shape != M.shape:
+        raise ValueError(f"M and Gamma must be (k, k) of one shape; got {M.shape}, {Gamma.shape}")
+    alpha0 = _real(alpha0, "alpha0", 0.0, np.inf)
+    shifted = alpha0 * M + 0.5 * np.eye(M.shape[0])
+    worst = float(np.max(np.linalg.eigvals(shifted).real))
+    if worst >= 0:
+        raise ValueError(f"alpha0 M + I/2 must have every eigenvalue in the open left half-plane "
+                         f"(alpha0 > 1 / (2 min_j -Re lambda_j(M))); got max real part {worst:.3g}"
+                         f" at alpha0 = {alpha0:g}")
+    V = scipy.linalg.solve_continuous_lyapunov(shifted, -alpha0**2 * Gamma)
+    return (V + V.T) / 2  # symmetric up to round-off; make it exactly so

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ptdlib import problems, simulate, stability, subspace, symbolic, theory
+from ptdlib import problems, schedules, simulate, stability, subspace, symbolic, theory
 
 
 @pytest.fixture(scope="module")
@@ -236,3 +236,40 @@ def test_bad_arguments_raise_naming_the_argument(planted, call, match) -> None:
     x = stability.fixed_point(planted)
     with pytest.raises(ValueError, match=match):
         call(planted, x)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sampling", ["iid", "markov"])
+def test_the_predicted_subspace_constant_matches_simulation(sampling: str) -> None:
+    """T E dist_F^2(B_T, B*) -> C_B under alpha_t = alpha0 / (t + t0), from B*.
+
+    32 seeds, the mean of (t + t0) dist_F^2 over the last half of a 1e5-step run (10 records):
+    per seed dist_F^2 has (d - r) r = 4 Gaussian degrees of freedom (relative sd ~0.7), so the
+    mean over 32 seeds has a relative sd of ~0.13 before the records' averaging; a factor 1.4
+    band is ~3 sd, and leaves room for the O(t0 / T) transient.
+    """
+    problem = problems.shared_subspace_problem(8, 10, 4, 2, heterogeneity=0.5, rng=3)
+    jacobian = stability.mean_path_jacobian(problem)
+    alpha0 = 1.5 / float(np.min(-jacobian.eigenvalues.real))  # alpha0 M + I/2 stable
+    t0 = int(np.ceil(3 * alpha0 / jacobian.critical_step_size))
+    predicted = stability.subspace_error_constant(problem, alpha0, sampling=sampling)
+    T = 100_000
+    trace = simulate.run(problem, steps=T, step_size=schedules.inverse_time(alpha0, t0),
+                         seeds=32, init_subspace=problem.B_star, sampling=sampling,
+                         record_every=T // 20)
+    late = trace.record_steps >= T // 2
+    scaled = trace.subspace_distance_frobenius[:, late] ** 2 * (trace.record_steps[late] + t0)
+    assert float(np.mean(scaled)) / predicted == pytest.approx(1.0, rel=0.4)
+
+
+def test_noise_covariance_is_symmetric_positive_semidefinite_and_scales_with_noise() -> None:
+    problem = problems.shared_subspace_problem(5, 8, 3, 2, rng=1)
+    noisy = problems.shared_subspace_problem(5, 8, 3, 2, reward_noise=0.5, rng=1)
+    quiet = stability.noise_covariance(problem)
+    loud = stability.noise_covariance(noisy)
+    for Gamma in (quiet, loud):
+        np.testing.assert_allclose(Gamma, Gamma.T, atol=1e-12)
+        assert np.min(np.linalg.eigvalsh(Gamma)) > -1e-12
+    assert np.trace(loud) > np.trace(quiet)  # reward noise only adds white noise
+    with pytest.raises(ValueError, match="sampling must be 'markov' or 'iid'"):
+        stability.noise_covariance(problem, sampling="expected")

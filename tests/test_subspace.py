@@ -288,3 +288,20 @@ def test_haar_orthonormal_moments():
 def test_haar_orthonormal_bad_input(dim, rank, size, match):
     with pytest.raises(ValueError, match=match):
         subspace.haar_orthonormal(dim, rank, 0, size=size)
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(1, 6), st.integers(0, 2**32 - 1), st.data())
+def test_qr_retraction_differential_is_the_derivative_of_qf(dim: int, seed: int,
+                                                            data: st.DataObject) -> None:
+    rank = data.draw(st.integers(1, dim))
+    rng = np.random.default_rng(seed)
+    B = subspace.haar_orthonormal(dim, rank, rng)
+    E = rng.standard_normal((dim, rank))
+    h = 1e-6  # central differences: error O(h^2) + O(eps / h), about 1e-10
+    numeric = (subspace.qr_retraction(B + h * E)[0]
+               - subspace.qr_retraction(B - h * E)[0]) / (2 * h)
+    differential = subspace.qr_retraction_differential(B, E)
+    np.testing.assert_allclose(differential, numeric, atol=1e-8)
+    skew = B.T @ differential
+    np.testing.assert_allclose(skew, -skew.T, atol=1e-12)  # tangent to the Stiefel manifold

@@ -723,3 +723,68 @@ def test_markov_stationary_mean_rejects_bad_input():
         theory.markov_td_stationary_mean(P, r, Phi, 0.0, 0.1)
     with pytest.raises(ValueError, match="gain_step"):
         theory.markov_td_stationary_mean(P, r, Phi, 0.1, 1.5)
+
+
+# --------------------------------------------------------------------------- asymptotic covariance
+
+def _brute_force_long_run_covariance(P: np.ndarray, f: np.ndarray, lags: int) -> np.ndarray:
+    """sum_{|k| <= lags} Cov(f(X_0), f(X_k)) of the pair chain X_t = (s_t, s_{t+1}), by powers."""
+    n = P.shape[0]
+    mu = np.linalg.matrix_power(P, 4096)[0]
+    pair = mu[:, None] * P
+    centred = f - np.einsum("st,stm->m", pair, f)
+    total = np.einsum("st,stm,stk->mk", pair, centred, centred)
+    g = np.einsum("st,stm->sm", P, centred)  # E[f(X_1) | s_1]
+    Pk = np.eye(n)
+    for _ in range(1, lags + 1):  # E[f(X_0) f(X_k)^T] = E[f(s, s') (P^{k-1} g)(s')^T]
+        cross = np.einsum("st,stm,tk->mk", pair, centred, Pk @ g)
+        total += cross + cross.T
+        Pk = Pk @ P
+    return total
+
+
+@settings(max_examples=20, deadline=None)
+@given(st.integers(2, 6), st.integers(1, 3), st.integers(0, 2**32 - 1))
+def test_long_run_covariance_sums_the_autocovariances(n: int, m: int, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    P = rng.dirichlet(np.ones(n), size=n) * 0.7 + 0.3 * np.eye(n)  # ergodic, mixes in ~20 steps
+    f = rng.standard_normal((n, n, m))
+    np.testing.assert_allclose(theory.long_run_covariance(P, f),
+                               _brute_force_long_run_covariance(P, f, 400), atol=1e-10)
+
+
+def test_long_run_covariance_two_state_known_answer() -> None:
+    """f(s, s') = 1{s = 0}: the long-run variance of an occupation indicator of a two-state chain
+    is mu_0 mu_1 (1 + lambda) / (1 - lambda), lambda = 1 - p - q."""
+    p, q = 0.2, 0.5
+    P = np.array([[1 - p, p], [q, 1 - q]])
+    f = np.zeros((2, 2, 1))
+    f[0, :, 0] = 1.0
+    lam, mu0 = 1 - p - q, q / (p + q)
+    expected = mu0 * (1 - mu0) * (1 + lam) / (1 - lam)
+    assert theory.long_run_covariance(P, f)[0, 0] == pytest.approx(expected, rel=1e-12)
+
+
+def test_inverse_time_covariance_scalar_known_answer() -> None:
+    """k = 1: 2 (alpha0 m + 1/2) v + alpha0^2 gamma = 0."""
+    m, gamma, alpha0 = -0.3, 2.0, 5.0
+    v = theory.inverse_time_covariance(np.array([[m]]), np.array([[gamma]]), alpha0)
+    assert v[0, 0] == pytest.approx(alpha0**2 * gamma / (2 * (-alpha0 * m - 0.5)), rel=1e-12)
+
+
+def test_inverse_time_covariance_solves_its_lyapunov_equation() -> None:
+    rng = np.random.default_rng(4)
+    X = rng.standard_normal((5, 5))
+    M = -np.eye(5) + 0.3 * (X - X.T) - 0.1 * X @ X.T
+    Y = rng.standard_normal((5, 5))
+    Gamma = Y @ Y.T
+    alpha0 = 3.0
+    V = theory.inverse_time_covariance(M, Gamma, alpha0)
+    shifted = alpha0 * M + 0.5 * np.eye(5)
+    np.testing.assert_allclose(shifted @ V + V @ shifted.T, -alpha0**2 * Gamma, atol=1e-10)
+    assert np.all(np.linalg.eigvalsh(V) > 0)
+
+
+def test_inverse_time_covariance_refuses_a_step_too_small_for_the_rate() -> None:
+    with pytest.raises(ValueError, match=r"alpha0 M \+ I/2 must have every eigenvalue"):
+        theory.inverse_time_covariance(np.array([[-0.1]]), np.array([[1.0]]), 4.0)
