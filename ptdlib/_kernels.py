@@ -35,13 +35,15 @@ Uniforms are (agents, steps, draws per step), as each agent's Generator fills th
 time-major copy would cost more than the strided reads); the alias tables are packed as
 (chain, state, column, [prob, alias]) so a draw touches one cache line, prefetched ahead.
 Floating point is exact IEEE arithmetic by default: no reassociation, no fused multiply-adds,
-so the same inputs give the same bits on every CPU (x86-64 with or without AVX-512/FMA, arm64)
-and under any ``NUMBA_CPU_NAME``. ``PTD_FASTMATH=1`` in the environment (read at import) lets
-LLVM reassociate and contract (``fastmath`` without the no-NaN/no-inf flags, which the
-divergence test needs): faster, but the last bits then depend on the CPU's vector width and FMA,
-so tests and reports never use it, and report provenance records the mode (`FASTMATH`). Its
-compiled code is cached in a folder of its own, since numba's cache key does not include the
-fastmath flags. `alias_draw` is exact in either mode.
+so the same inputs give the same bits on every x86-64 CPU, with or without AVX-512/FMA, and
+under any ``NUMBA_CPU_NAME`` (tests/test_foreign_machine.py); the kernels use only +, -, *, /
+and sqrt, which IEEE 754 rounds alike everywhere, so arm64 should agree too (not tested here).
+``PTD_FASTMATH=1`` in the environment (read at import) lets LLVM reassociate and contract
+(``fastmath`` without the no-NaN/no-inf flags, which the divergence test needs): faster, but the
+last bits then depend on the CPU's vector width and FMA, so tests and reports never use it, and
+report provenance records the mode (`FASTMATH`). Its compiled code is cached in a folder of its
+own, since numba's cache key does not include the fastmath flags. `alias_draw` is exact in
+either mode.
 
 Divergence: after every iteration the updated w, eta (or theta, eta) and the averaged basis
 must be finite with absolute entries <= ``threshold``; otherwise the seed stops and the kernel

@@ -228,9 +228,9 @@ KIND_NOUNS = {"claim": ("claim check", "claim checks"),
 
 
 def _totals(entries: list[ReportEntry]) -> str:
-    """Claims first: "12 of 19 claim checks pass (1 known failure, 0 failed); ..."."""
+    """Claims first: "claim checks: 12 of 19 pass (1 known failure, 0 failed); ..."."""
     counts = checks.kind_counts(v for e in entries for v in e.verdicts)
-    parts = [f"{row['passed']} of {checks.count_text(row['checks'], *KIND_NOUNS[kind])} pass "
+    parts = [f"{KIND_NOUNS[kind][1]}: {row['passed']} of {row['checks']} pass "
              f"({checks.count_text(row['known_failures'], 'known failure')}, "
              f"{row['failed']} failed)" for kind, row in counts.items() if row["checks"]]
     missing = sum(e.status == "missing" for e in entries)

@@ -107,7 +107,7 @@ def test_the_index_marks_the_failed_notebook(project: Outcome) -> None:
         '<td class="verdict">FAIL</td>' in page
     assert '<h2 id="nb-bad">bad: failed</h2>' in page
     # alpha_echo (a claim) passes in good and fails in bad; alpha_is_float passes in both.
-    totals = ("1 of 2 claim checks pass (0 known failures, 1 failed); 2 of 2 consistency checks "
+    totals = ("claim checks: 1 of 2 pass (0 known failures, 1 failed); consistency checks: 2 of 2 "
               "pass (0 known failures, 0 failed). Across 2 notebooks; 0 without a report.")
     assert f'<p id="totals">{totals}</p>' in page
     readme = (reports_dir / "README.md").read_text()
@@ -428,8 +428,8 @@ def test_only_known_failures_exit_0_and_are_marked_known_fail(known_project: Pat
     assert ('<td class="value">0.5</td><td class="value">1.5 +/- 1e-12</td><td class="verdict">'
             f'KNOWN FAIL <span class="reason">({KNOWN_REASON})</span></td>') in page
     assert '<h2 id="nb-known">known: known failures</h2>' in page
-    assert ("0 of 1 claim check pass (1 known failure, 0 failed); 1 of 1 consistency check pass "
-            "(0 known failures, 0 failed). Across 3 notebooks; 2 without a report.") in page
+    assert ("claim checks: 0 of 1 pass (1 known failure, 0 failed); consistency checks: 1 of 1 "
+            "pass (0 known failures, 0 failed). Across 3 notebooks; 2 without a report.") in page
     readme = (out_dir / "README.md").read_text()
     assert (f"| known | alpha_echo | claim | alpha arrives as a float | 0.5 | 1.5 +/- 1e-12 | "
             f"KNOWN FAIL ({KNOWN_REASON}) |") in readme
@@ -456,7 +456,7 @@ def test_an_unexpected_failure_next_to_a_known_one_exits_1(known_project: Path,
     assert "| bad | alpha_echo | claim | alpha arrives as a float | 0.5 | 1.5 +/- 1e-12 | FAIL |" \
         in readme
     assert readme.splitlines()[2] == (
-        "0 of 2 claim checks pass (1 known failure, 1 failed); 2 of 2 consistency checks pass "
+        "claim checks: 0 of 2 pass (1 known failure, 1 failed); consistency checks: 2 of 2 pass "
         "(0 known failures, 0 failed). Across 3 notebooks; 1 without a report.")
 
 

@@ -117,9 +117,10 @@ def test_index_renders_in_headless_chromium(tmp_path: Path) -> None:
     dom = Dom()
     dom.feed(dumped.stdout)
     assert [row for row in dom.rows if row] == [  # the header row has th cells only
-        ["05_principal_angle", "slope", "E dist^2 ~ 1/t", "-0.93", "-1 +/- 0.2", "PASS"],
-        ["05_principal_angle", "nonmonotone", "distance is not monotone", "0", ">= 0.01", "FAIL"],
-        ["06_linear_speedup", "(no checks)", "notebook has no report yet", "", "", "NOT RUN"],
+        ["05_principal_angle", "slope", "claim", "E dist^2 ~ 1/t", "-0.93", "-1 +/- 0.2", "PASS"],
+        ["05_principal_angle", "nonmonotone", "precondition", "distance is not monotone", "0",
+         ">= 0.01", "FAIL"],
+        ["06_linear_speedup", "(no checks)", "", "notebook has no report yet", "", "", "NOT RUN"],
     ]
     assert dom.images == ["05_principal_angle/decay.png"]
     assert dom.body.get("data-images-loaded") == "1/1"  # the browser decoded every figure

@@ -108,7 +108,7 @@ def test_index_has_a_row_per_check_and_marks_failures(tmp_path: Path) -> None:
     assert "<td>ergodic</td><td>precondition</td><td>every P_i is ergodic</td>" in page
     assert "NOT RUN" in page and '<img src="01_good/curve.png"' in page
     # Per kind, claims first: slope passes in 01_good and fails in 02_bad; ergodic passes twice.
-    totals = ("1 of 2 claim checks pass (0 known failures, 1 failed); 2 of 2 preconditions pass "
+    totals = ("claim checks: 1 of 2 pass (0 known failures, 1 failed); preconditions: 2 of 2 pass "
               "(0 known failures, 0 failed). Across 3 notebooks; 1 without a report.")
     assert f'<p id="totals">{totals}</p>' in page
     readme = (reports_dir / "README.md").read_text()
@@ -145,7 +145,7 @@ def test_index_marks_known_failures_and_unexpected_passes_with_their_reason(
     assert page.count('<tr class="pass">') == 4 and page.count('<tr class="fail">') == 1
     assert '<h2 id="nb-02_known">02_known: known failures</h2>' in page
     # slope: PASS in 01_good, KNOWN FAIL in 02_known, UNEXPECTED PASS (failed) in 03_fixed.
-    totals = ("1 of 3 claim checks pass (1 known failure, 1 failed); 3 of 3 preconditions pass "
+    totals = ("claim checks: 1 of 3 pass (1 known failure, 1 failed); preconditions: 3 of 3 pass "
               "(0 known failures, 0 failed). Across 3 notebooks; 0 without a report.")
     assert f'<p id="totals">{totals}</p>' in page
     readme = (reports_dir / "README.md").read_text()
@@ -170,7 +170,7 @@ def test_index_reads_schema_1_summaries(tmp_path: Path) -> None:
     reports.write_index(reports_dir)
     readme = (reports_dir / "README.md").read_text()
     assert "| 01_old | slope | unknown | E dist^2 ~ 1/t | -0.5 | -1 +/- 0.2 | FAIL |" in readme
-    assert readme.splitlines()[2] == ("1 of 2 checks of unknown kind pass (0 known failures, "
+    assert readme.splitlines()[2] == ("checks of unknown kind: 1 of 2 pass (0 known failures, "
                                       "1 failed). Across 1 notebooks; 0 without a report.")
 
 
@@ -196,8 +196,8 @@ def test_index_reads_schema_2_summaries_without_kinds_next_to_new_ones(tmp_path:
     assert "| 01_new | slope | claim | E dist^2 ~ 1/t | -0.97 | -1 +/- 0.2 | PASS |" in readme
     # Checks of unknown kind are counted apart, after the declared kinds.
     assert readme.splitlines()[2] == (
-        "1 of 1 claim check pass (0 known failures, 0 failed); 1 of 1 precondition pass "
-        "(0 known failures, 0 failed); 1 of 2 checks of unknown kind pass (1 known failure, "
+        "claim checks: 1 of 1 pass (0 known failures, 0 failed); preconditions: 1 of 1 pass "
+        "(0 known failures, 0 failed); checks of unknown kind: 1 of 2 pass (1 known failure, "
         "0 failed). Across 2 notebooks; 0 without a report.")
 
 
@@ -221,8 +221,8 @@ def test_index_totals_count_claims_first(tmp_path: Path) -> None:
     make_notebook(notebooks_dir / "03_c.ipynb", ["x = 1"])
     reports.write_index(reports_dir, notebooks_dir)
     # claims: rate PASS and floor KNOWN FAIL in 01_a, rate FAIL and floor FAIL in 02_b.
-    totals = ("1 of 4 claim checks pass (1 known failure, 2 failed); 2 of 2 consistency checks "
-              "pass (0 known failures, 0 failed); 2 of 2 preconditions pass (0 known failures, "
+    totals = ("claim checks: 1 of 4 pass (1 known failure, 2 failed); consistency checks: 2 of 2 "
+              "pass (0 known failures, 0 failed); preconditions: 2 of 2 pass (0 known failures, "
               "0 failed). Across 3 notebooks; 1 without a report.")
     assert f'<p id="totals">{totals}</p>' in (reports_dir / "index.html").read_text()
     readme = (reports_dir / "README.md").read_text()
@@ -242,12 +242,12 @@ def _entry(stem: str, *verdicts: checks.Verdict) -> reports.ReportEntry:
 @pytest.mark.parametrize(("entries", "totals"), [
     ([_entry("a", checks.check_true("x", "", True, kind="consistency"),
              checks.check_true("y", "", True, kind="consistency"))],
-     "2 of 2 consistency checks pass (0 known failures, 0 failed). Across 1 notebooks; "
+     "consistency checks: 2 of 2 pass (0 known failures, 0 failed). Across 1 notebooks; "
      "0 without a report."),
     ([_entry("a", checks.check_true("x", "", False, kind="precondition")),
       _entry("b", checks.check_true("y", "", True, kind="claim")),
       reports.ReportEntry("c", None)],
-     "1 of 1 claim check pass (0 known failures, 0 failed); 0 of 1 precondition pass "
+     "claim checks: 1 of 1 pass (0 known failures, 0 failed); preconditions: 0 of 1 pass "
      "(0 known failures, 1 failed). Across 3 notebooks; 1 without a report."),
     ([reports.ReportEntry("a", None), _entry("b")],
      "no checks. Across 2 notebooks; 1 without a report."),
