@@ -656,7 +656,13 @@ def noise_covariance(problem: Any, *, c_eta: float = 1.0, c_B: float = 1.0,
     if sampling not in ("markov", "iid"):
         raise ValueError(f"sampling must be 'markov' or 'iid'; got {sampling!r}")
     x_star = fixed_point(problem)
-    C = quotient_basis(x_star.B, x_star.W)
+    return _noise_covariance(problem, x_star, quotient_basis(x_star.B, x_star.W), c_eta, c_B,
+                             sampling)
+
+
+def _noise_covariance(problem: Any, x_star: MeanPathState, C: FloatArray, c_eta: float,
+                      c_B: float, sampling: str) -> FloatArray:
+    """`noise_covariance` at a known fixed point and quotient basis (trusted inputs)."""
     Phi = np.asarray(problem.features)
     with_one = np.concatenate([Phi, np.ones((Phi.shape[0], 1))], axis=1)
     Gamma = np.zeros((C.shape[1], C.shape[1]))
@@ -706,11 +712,12 @@ def subspace_error_constant(problem: Any, alpha0: float, *, c_eta: float = 1.0,
     ----------
     Chung (1954); Fabian (1968); Borkar (2008), Ch. 6; Srikant & Ying (2019).
     """
-    M = mean_path_jacobian(problem, c_eta=c_eta, c_B=c_B).drift
-    Gamma = noise_covariance(problem, c_eta=c_eta, c_B=c_B, sampling=sampling)
-    V = theory.inverse_time_covariance(M, Gamma, alpha0)
-    x_star = fixed_point(problem)
-    C = quotient_basis(x_star.B, x_star.W)
+    if sampling not in ("markov", "iid"):
+        raise ValueError(f"sampling must be 'markov' or 'iid'; got {sampling!r}")
+    jacobian = mean_path_jacobian(problem, c_eta=c_eta, c_B=c_B)  # validates c_eta, c_B
+    x_star, C = fixed_point(problem), jacobian.basis
+    Gamma = _noise_covariance(problem, x_star, C, jacobian.c_eta, c_B, sampling)
+    V = theory.inverse_time_covariance(jacobian.drift, Gamma, alpha0)
     d, r = x_star.B.shape
     outside = np.eye(d) - x_star.B @ x_star.B.T
     G = np.einsum("ab,bkj->akj", outside, C[:d * r].reshape(d, r, -1)).reshape(d * r, -1)
