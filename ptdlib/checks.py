@@ -41,7 +41,9 @@ precondition    the experiment is in the regime its claims need (well-posed prob
                 schedule in range)
 ==============  ==========================================================================
 
-Reports count claims first: "N claim checks, K pass".
+A check that only tests a sign of a learning quantity (a > 0, "fraction > 0") is recorded as a
+precondition until it becomes quantitative. Reports count claims first: "claim checks: K of N
+pass".
 
 Known failures
 --------------
