@@ -361,7 +361,7 @@ def basis_distances(B: np.ndarray, B_star: np.ndarray, out: np.ndarray) -> None:
 
     The residual E = B - B* (B*^T B) by loops in a fixed order, then sigma_max(E) as the root of
     the largest eigenvalue of E^T E (`symmetric_eigen`): the singular values of E are the sines
-    of the principal angles (subspace.subspace_distances, without BLAS or LAPACK).
+    of the principal angles. No BLAS or LAPACK: this is `subspace.subspace_distances`.
     """
     dim, rank = B.shape
     E = B.copy()

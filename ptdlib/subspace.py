@@ -166,8 +166,10 @@ def principal_angle_distance_frobenius(B1: ArrayLike, B2: ArrayLike) -> float:
 def subspace_distances(B: ArrayLike, B_star: ArrayLike) -> tuple[FloatArray, FloatArray]:
     """Spectral and Frobenius distances of many orthonormal bases ``B`` to ``B_star``.
 
-    The fast path for recording a run: it trusts that every ``B[...]`` has orthonormal columns
-    (as the QR retraction guarantees) and does not check it; ``B_star`` is checked. For
+    The fast path for recording a run, and the very routine the simulator's records use
+    (`ptdlib._kernels.basis_distances`: compiled loops without BLAS or LAPACK, so the same bits
+    on every machine). It trusts that every ``B[...]`` has orthonormal columns (as the QR
+    retraction guarantees) and does not check it; ``B_star`` is checked. For
     orthonormal inputs of equal rank the results equal ``principal_angle_distance`` and
     ``principal_angle_distance_frobenius``: the singular values of the residual are the sines
     of the principal angles, so small distances keep full precision.
@@ -199,10 +201,13 @@ def subspace_distances(B: ArrayLike, B_star: ArrayLike) -> tuple[FloatArray, Flo
     if B.ndim < 2 or B.shape[-2:] != B_star.shape:
         raise ValueError(f"B must have shape (..., {B_star.shape[0]}, {B_star.shape[1]}) to match "
                          f"B_star; got {B.shape}")
-    residual = B - B_star @ (B_star.T @ B)
-    spectral = np.linalg.svd(residual, compute_uv=False)[..., 0]
-    frobenius = np.sqrt(np.sum(residual**2, axis=(-2, -1)))
-    return spectral, frobenius
+    from ptdlib import _kernels  # numba loads only where distances are batched
+
+    batch = B.shape[:-2]
+    out = np.full((2, 1, int(np.prod(batch, dtype=np.int64))), np.nan)
+    _kernels.snapshot_distances(np.ascontiguousarray(B).reshape(1, -1, *B_star.shape),
+                                np.ascontiguousarray(B_star), _kernels.BASIS, out)
+    return out[0, 0].reshape(batch), out[1, 0].reshape(batch)
 
 
 def _sign_fixed_qr(M: FloatArray) -> tuple[FloatArray, FloatArray]:
