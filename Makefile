@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test lint reports notebooks bench sweep-showcase clean
+.PHONY: test lint reports notebooks evidence bench sweep-showcase clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,13 @@ reports: $(STAMP)
 # Refresh the quick-profile outputs committed in notebooks/ (what nbval compares).
 notebooks: $(STAMP)
 	$(BIN)/jupyter nbconvert --to notebook --execute --inplace notebooks/*.ipynb
+
+# Recompute every cell of the committed evidence stores (evidence/*.parquet, ptdlib.evidence);
+# `make reports` then reads the new numbers. EVIDENCE_ARGS='--scheduler tcp://host:8786' runs the
+# cells on a Dask cluster.
+EVIDENCE_ARGS ?=
+evidence: $(STAMP)
+	$(BIN)/python -m ptdlib.cli evidence $(EVIDENCE_ARGS)
 
 # Exact (default) and PTD_FASTMATH=1 kernels side by side, set-up times, the reference loop.
 bench: $(STAMP)

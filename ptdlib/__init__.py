@@ -42,6 +42,7 @@ __all__ = [
     "checks",
     "cli",
     "control",
+    "evidence",
     "markov",
     "mdp",
     "notebook_params",

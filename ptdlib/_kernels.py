@@ -291,6 +291,57 @@ def qr_retract(BT: np.ndarray, R: np.ndarray) -> bool:
     return smallest > dim * _EPS * largest
 
 
+@_jit
+def orthonormal_factor(G: np.ndarray) -> np.ndarray:
+    """Q of G = Q R with diag(R) > 0 for each matrix of a (batch, dim, rank) stack (`qr_retract`).
+
+    The sign-fixed QR factor of subspace.haar_orthonormal without LAPACK, so that the Haar
+    bases of problems and of B_0 are the same bits on every machine.
+    """
+    batch, dim, rank = G.shape
+    Q = np.empty_like(G)
+    BT = np.empty((rank, dim))
+    R = np.empty((rank, rank))
+    for b in range(batch):
+        BT[:] = G[b].T
+        if not qr_retract(BT, R):
+            raise ValueError("orthonormal_factor: a matrix of the stack is numerically rank "
+                             "deficient")
+        Q[b] = BT.T
+    return Q
+
+
+@_jit
+def _stacked_matmul(A: np.ndarray, B: np.ndarray) -> np.ndarray:
+    batch, m, inner = A.shape
+    n = B.shape[2]
+    out = np.zeros((batch, m, n))
+    for b in range(batch):
+        for i in range(m):
+            for k in range(inner):
+                a = A[b, i, k]
+                for j in range(n):
+                    out[b, i, j] += a * B[b, k, j]
+    return out
+
+
+def matmul(A: np.ndarray, B: np.ndarray) -> np.ndarray:
+    """A @ B for matrices or equal stacks of them, each entry summed over k in order (no BLAS).
+
+    BLAS kernels sum in an order that depends on the CPU (OpenBLAS picks a kernel per CPU
+    model), so the last bits of a product differ between machines; problems are built with this
+    product so that a seed gives the same problem everywhere.
+    """
+    A3, B3 = (np.ascontiguousarray(X, dtype=np.float64) for X in (A, B))
+    if A3.ndim not in (2, 3) or A3.ndim != B3.ndim or A3.shape[:-2] != B3.shape[:-2] \
+            or A3.shape[-1] != B3.shape[-2]:
+        raise ValueError(f"matmul needs (m, k) @ (k, n) or equal stacks of them; got "
+                         f"{A3.shape} @ {B3.shape}")
+    if A3.ndim == 2:
+        return _stacked_matmul(A3[None], B3[None])[0]
+    return _stacked_matmul(A3, B3)
+
+
 #: Cyclic Jacobi stops when the off-diagonal mass is below this multiple of eps ||G||_F, or
 #: after JACOBI_SWEEPS sweeps (convergence is quadratic: 6-10 sweeps at dim <= 100).
 JACOBI_SWEEPS = 50

@@ -16,6 +16,7 @@ at_least        measured >= expected - tol                       check_at_least
 ci_inside       the CI lies inside [expected - tol, expected + tol]  check_in_interval, check_slope
 ci_overlap      the CI meets [expected - tol, expected + tol]    check_in_interval, check_slope
 ratio           expected / tol <= measured <= expected * tol     check_ratio (tol = factor)
+ratio_ci_inside the CI lies inside [expected / tol, expected * tol]  Expectation.ratio(use_ci=True)
 ratio_at_most   measured <= expected * tol                       check_ratio(side="upper")
 ratio_at_least  measured >= expected / tol                       check_ratio(side="lower")
 true            measured is True                                 check_true
@@ -108,7 +109,7 @@ __all__ = [
 Kind = Literal["claim", "consistency", "precondition"]
 KINDS: tuple[str, ...] = get_args(Kind)
 Relation = Literal["close", "at_most", "at_least", "ci_inside", "ci_overlap", "ratio",
-                   "ratio_at_most", "ratio_at_least", "true"]
+                   "ratio_ci_inside", "ratio_at_most", "ratio_at_least", "true"]
 RELATIONS: tuple[str, ...] = get_args(Relation)
 #: 2 added the per-check ``known_failure`` and ``verdict_text``, ``n_known_failures`` and the
 #: status ``known failures``; 3 the per-check ``kind`` and the per-kind ``counts``. Older
@@ -211,11 +212,16 @@ def _passes(relation: str, measured: Any, expected: Any, tol: float,
         case "at_least":
             return measured >= expected - tol
         case "ci_inside":
-            return expected - tol <= ci[0] and ci[1] <= expected + tol
+            return (bool(np.isfinite(measured)) and expected - tol <= ci[0]
+                    and ci[1] <= expected + tol)
         case "ci_overlap":
-            return ci[0] <= expected + tol and ci[1] >= expected - tol
+            return (bool(np.isfinite(measured)) and ci[0] <= expected + tol
+                    and ci[1] >= expected - tol)
         case "ratio":
             return expected / tol <= measured <= expected * tol
+        case "ratio_ci_inside":
+            return (bool(np.isfinite(measured)) and expected / tol <= ci[0]
+                    and ci[1] <= expected * tol)
         case "ratio_at_most":
             return measured <= expected * tol
         case "ratio_at_least":
@@ -289,8 +295,12 @@ class Expectation:
     @classmethod
     def ratio(cls, name: str, claim: str, expected: float, factor: float, *,
               side: Literal["both", "upper", "lower"] = "both",
+              use_ci: Literal["inside"] | None = None,
               kind: Kind | None = None) -> Expectation:
-        """The ratio lies within a multiplicative ``factor`` >= 1 of ``expected`` > 0."""
+        """The ratio lies within a multiplicative ``factor`` >= 1 of ``expected`` > 0.
+
+        ``use_ci="inside"``: its CI must lie inside the band (``side="both"`` only).
+        """
         expected, factor = _finite(expected, "expected"), _finite(factor, "factor")
         if expected <= 0 or factor < 1:
             raise ValueError(f"ratio needs expected > 0 and factor >= 1; got expected={expected}, "
@@ -299,7 +309,11 @@ class Expectation:
                                           "lower": "ratio_at_least"}
         if side not in relations:
             raise ValueError(f"side must be 'both', 'upper' or 'lower'; got {side!r}")
-        return cls(name, claim, relations[side], expected, factor, kind=kind)
+        if use_ci not in (None, "inside") or (use_ci and side != "both"):
+            raise ValueError(f"use_ci must be None or 'inside' (with side='both'); got "
+                             f"use_ci={use_ci!r}, side={side!r}")
+        relation = "ratio_ci_inside" if use_ci else relations[side]
+        return cls(name, claim, relation, expected, factor, kind=kind)
 
     @classmethod
     def true(cls, name: str, claim: str, *, kind: Kind | None = None) -> Expectation:
@@ -316,7 +330,7 @@ class Expectation:
         else:
             value = _real(measured, f"{self.name}: measured")
         ci = _ci(ci)
-        if self.relation.startswith("ci_") and ci is None:
+        if self.relation in ("ci_inside", "ci_overlap", "ratio_ci_inside") and ci is None:
             raise ValueError(f"{self.name}: relation {self.relation} needs a ci; got None")
         ok = _passes(self.relation, value, self.expected, self.tol, ci)
         note = "; ".join(part for part in (self.detail, detail) if part)
@@ -523,7 +537,8 @@ def resolution(verdict: Verdict | Expectation) -> float:
     band = {
         "close": t, "ci_inside": t, "ci_overlap": t,
         "at_most": max(e, t), "at_least": max(e, t),
-        "ratio": e * abs(t - 1.0), "ratio_at_most": e * abs(t - 1.0),
+        "ratio": e * abs(t - 1.0), "ratio_ci_inside": e * abs(t - 1.0),
+        "ratio_at_most": e * abs(t - 1.0),
         "ratio_at_least": e * abs(1.0 - 1.0 / t) if t else 0.0,
     }.get(verdict.relation, 0.0)
     return band / 100.0
@@ -573,6 +588,7 @@ def expected_text(verdict: Verdict | Expectation, digits: int = 4) -> str:
         "ci_inside": f"CI inside {e} +/- {t}",
         "ci_overlap": f"CI meets {e} +/- {t}",
         "ratio": f"{e} within x{t}",
+        "ratio_ci_inside": f"CI within x{t} of {e}",
         "ratio_at_most": f"<= {e} x {t}",
         "ratio_at_least": f">= {e} / {t}",
         "true": "true",

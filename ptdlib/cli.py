@@ -5,7 +5,11 @@ Usage (exit 0 on success, 1 when a check fails or a notebook errors, 2 on bad in
     ptd run [NOTEBOOK ...] [--profile quick|paper] [-p NAME VALUE ...] [--out DIR]
     ptd report [--out DIR]
     ptd sweep SPEC.yaml [--out DIR] [--scheduler ADDRESS] [--workers N]
+    ptd evidence [NAME ...] [--scheduler ADDRESS] [--workers N]
 
+``ptd evidence`` recomputes every cell of the committed evidence stores
+(``evidence/<NAME>.parquet``; none named = all, see ``ptdlib.evidence``), rewrites them and lists
+the cells whose numbers changed (exit 0 either way; the notebooks then read the new numbers).
 ``NOTEBOOK`` is a stem of ``notebooks/`` (``02_mixing``) or a path to an ``.ipynb``; none means
 all. A check registered as a known failure (``CheckTable.expect_failure``, see ``ptdlib.checks``)
 that fails is listed with its reason but does not fail the run; one that passes does. Profile
@@ -273,6 +277,8 @@ def run_notebook(plan: RunPlan, reports_dir: Path, root: Path,
             "wall_time_s": wall, "started_utc": started, "status": status,
             "notebook_sha256": notebook_params.notebook_source_hash(
                 plan.notebook, reports.profile_path(plan.notebook)),
+            # After the run: the notebook may have added cells to its store.
+            "evidence_sha256": reports.evidence_hash(root, plan.stem),
             **provenance}
         checks.write_json_atomic(summary_path, summary)
         reports.swap_in(staging, reports_dir / plan.stem)
@@ -381,6 +387,30 @@ def command_sweep(args: argparse.Namespace, root: Path) -> int:
     return EXIT_FAILED if result.failures else EXIT_OK
 
 
+def command_evidence(args: argparse.Namespace, root: Path) -> int:
+    """``ptd evidence``: recompute every cell of the named (or all) evidence stores."""
+    from ptdlib import evidence  # deferred: pyarrow and the simulator load only here
+
+    names = args.names or evidence.store_names(root)
+    known = set(evidence.store_names(root))
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise BadInput(f"unknown evidence store {unknown[0]!r}; known: "
+                       f"{', '.join(sorted(known)) or '(none)'}")
+    for name in names:
+        start = time.perf_counter()
+        try:
+            result = evidence.recompute_store(name, root=root, scheduler=args.scheduler,
+                                              workers=args.workers)
+        except ValueError as exc:
+            raise BadInput(str(exc)) from exc
+        changed = ", ".join(i[:12] for i in result.changed[:5])
+        print(f"{name}: {result.cells} cells recomputed in {time.perf_counter() - start:.0f} s, "
+              f"{len(result.changed)} changed{': ' + changed if changed else ''}"
+              f"{' ...' if len(result.changed) > 5 else ''}")
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``ptd``."""
     common = argparse.ArgumentParser(add_help=False)
@@ -408,6 +438,15 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--workers", type=int, default=None, metavar="N",
                        help="local workers (default one per core)")
     sweep.set_defaults(handler=command_sweep)
+    store = commands.add_parser("evidence", parents=[common],
+                                help="recompute the committed evidence stores")
+    store.add_argument("names", nargs="*", metavar="NAME", help="store (evidence/NAME.parquet); "
+                       "none = all")
+    store.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                       help="existing Dask scheduler (default: this process)")
+    store.add_argument("--workers", type=int, default=None, metavar="N",
+                       help="run on a local Dask cluster of N workers")
+    store.set_defaults(handler=command_evidence)
     return parser
 
 

@@ -60,9 +60,14 @@ the head diversity lambda_w = sigma_min(W*)^2 / N never exceeds HEAD_NORM^2 / r,
 E[W*^T W* / N] = (HEAD_NORM^2 / r) I_r gives lambda_w -> HEAD_NORM^2 / r as N grows (roughly
 (HEAD_NORM^2 / r)(1 - sqrt(r / N))^2 for moderate N, Marchenko-Pastur). With head_spread < 1 the
 heads cluster around HEAD_NORM e_1 (their norms then vary, with mean square HEAD_NORM^2), so
-lambda_w shrinks (to 0 at head_spread = 0 when r >= 2). With N < r the heads cannot span R^r,
-lambda_w = 0 and B* is not identifiable: the factories warn (`NotIdentifiableWarning`) and
-`Problem.require_identifiable` raises.
+lambda_w shrinks (to 0 at head_spread = 0 when r >= 2). Balanced heads (``balanced_heads``)
+remove the drift of lambda_w with N by design: from the same draw G (N x r) = Q R, W* =
+HEAD_NORM sqrt(N / r) Q, so W*^T W* / N = (HEAD_NORM^2 / r) I_r and lambda_w = HEAD_NORM^2 / r for
+every N >= r, while trace(W*^T W*) / N = HEAD_NORM^2 as before (the heads' directions stay
+random; their norms vary around HEAD_NORM). Fresh agents at every N with balanced heads are the
+hard regimes' design: head diversity is not a confounder of a slope in N. With N < r the heads
+cannot span R^r, lambda_w = 0 and B* is not identifiable: the factories warn
+(`NotIdentifiableWarning`) and `Problem.require_identifiable` raises.
 
 Randomness
 ----------
@@ -96,7 +101,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
-from ptdlib import markov, subspace, td, theory
+from ptdlib import _kernels, markov, subspace, td, theory
 from ptdlib._validation import (
     FloatArray,
     RngLike,
@@ -413,12 +418,11 @@ def _check_rank(rank: Any, dim: int) -> int:
 
 def _top_subspace(theta_star: FloatArray, rank: int) -> tuple[FloatArray, FloatArray]:
     """B* = top-r left singular vectors of Theta* = theta_star^T (d x N); heads W* = Theta*^T B*."""
-    # theta_star = Q R gives Theta* = R^T Q^T: same left singular vectors as the small R^T, without
-    # forming the (d x N) right factor. With N < r, complete the basis (B* is arbitrary there).
-    R = np.linalg.qr(theta_star, mode="r")
-    U = np.linalg.svd(R.T, full_matrices=theta_star.shape[0] < rank)[0]
-    B_star = np.ascontiguousarray(U[:, :rank])
-    return B_star, theta_star @ B_star
+    # The top-r eigenvectors of Theta* Theta*^T = theta_star^T theta_star (d x d) by compiled
+    # Jacobi, not LAPACK: the same bits on every machine. With N < r the extra eigenvectors (of
+    # eigenvalue 0) complete the basis (B* is arbitrary there).
+    B_star = _kernels.top_eigenvectors(_kernels.gram_matrix(theta_star), rank)[0]
+    return B_star, _kernels.matmul(theta_star, B_star)
 
 
 def _dirichlet_rows(shape: tuple[int, ...], gen: np.random.Generator) -> FloatArray:
@@ -429,12 +433,15 @@ def _dirichlet_rows(shape: tuple[int, ...], gen: np.random.Generator) -> FloatAr
 
 
 def _planted_heads(n_agents: int, rank: int, gen: np.random.Generator,
-                   spread: float = 1.0) -> FloatArray:
+                   spread: float = 1.0, balanced: bool = False) -> FloatArray:
     """Heads HEAD_NORM (sqrt(1 - spread^2) e_1 + spread z_i), z_i uniform on the unit sphere.
 
     spread = 1 (default): uniform on the sphere of radius HEAD_NORM (module docstring).
+    balanced: W = HEAD_NORM sqrt(N / r) Q from the same draw G = Q R (module docstring).
     """
     W = gen.standard_normal((n_agents, rank))
+    if balanced:
+        return HEAD_NORM * np.sqrt(n_agents / rank) * _kernels.orthonormal_factor(W[None])[0]
     W *= HEAD_NORM / np.linalg.norm(W, axis=1, keepdims=True)
     if spread < 1.0:  # skipped at spread = 1: the heads stay bit-identical to the plain draw
         W *= spread
@@ -457,14 +464,14 @@ def _planted_kernels(n_agents: int, n_states: int, heterogeneity: float, lazines
 
 def _bellman_difference(P: FloatArray, v: FloatArray) -> FloatArray:
     """(I - P_i) v_i for every agent: P (N, n, n), v (N, n) -> (N, n)."""
-    return v - np.matmul(P, v[:, :, None])[:, :, 0]
+    return v - _kernels.matmul(P, v[:, :, None])[:, :, 0]
 
 
 def _orthogonal_directions(n_agents: int, B_star: FloatArray,
                            gen: np.random.Generator) -> FloatArray:
     """Unit vectors uniform on the sphere of span(B*)^perp, one row per agent."""
     G = gen.standard_normal((n_agents, B_star.shape[0]))
-    G -= (G @ B_star) @ B_star.T
+    G -= _kernels.matmul(_kernels.matmul(G, B_star), B_star.T)
     G /= np.linalg.norm(G, axis=1, keepdims=True)
     return G
 
@@ -472,7 +479,8 @@ def _orthogonal_directions(n_agents: int, B_star: FloatArray,
 def shared_subspace_problem(n_agents: int, n_states: int, dim: int, rank: int, *,
                             heterogeneity: float = 0.5, laziness: float = 0.0,
                             reward_noise: float = 0.0, misspecification: float = 0.0,
-                            head_spread: float = 1.0, rng: RngLike = None) -> Problem:
+                            head_spread: float = 1.0, balanced_heads: bool = False,
+                            rng: RngLike = None) -> Problem:
     """Planted problem: theta_i* = B* w_i* exactly, or pushed off span(B*) by misspecification.
 
     Parameters
@@ -492,6 +500,11 @@ def shared_subspace_problem(n_agents: int, n_states: int, dim: int, rank: int, *
         s: heads w_i* = HEAD_NORM (sqrt(1 - s^2) e_1 + s z_i), z_i uniform unit vectors
         (module docstring); 1 (default) gives the independent heads, 0 identical ones. With
         s < 1 the misspecification push has norm m HEAD_NORM, the root-mean-square head norm.
+    balanced_heads : bool
+        True: W* = HEAD_NORM sqrt(N / r) Q, Q the orthonormal factor of the same Gaussian draw,
+        so that lambda_w = HEAD_NORM^2 / r exactly for every N (module docstring); needs
+        head_spread = 1 and N >= r. With misspecification > 0 the returned heads are the refit
+        of Theta* and their lambda_w is close to, not exactly, HEAD_NORM^2 / r.
     rng : int, SeedSequence, Generator or None
         One Generator feeds every draw, in the order of the module docstring.
 
@@ -519,6 +532,11 @@ def shared_subspace_problem(n_agents: int, n_states: int, dim: int, rank: int, *
     reward_noise = check_in_range(reward_noise, "reward_noise", 0.0, np.inf, high_open=True)
     m = check_in_range(misspecification, "misspecification", 0.0, np.inf, high_open=True)
     head_spread = check_in_range(head_spread, "head_spread", 0.0, 1.0)
+    if not isinstance(balanced_heads, bool | np.bool_):
+        raise ValueError(f"balanced_heads must be a bool; got {balanced_heads!r}")
+    if balanced_heads and (head_spread != 1.0 or n_agents < rank):
+        raise ValueError("balanced_heads needs head_spread = 1 and n_agents >= rank; got "
+                         f"head_spread={head_spread}, n_agents={n_agents}, rank={rank}")
     if m > 0 and rank == dim:
         raise ValueError("misspecification > 0 needs rank < dim (a direction orthogonal to "
                          f"span(B*)); got misspecification={m}, rank = dim = {dim}")
@@ -527,16 +545,17 @@ def shared_subspace_problem(n_agents: int, n_states: int, dim: int, rank: int, *
     gen = np.random.default_rng(rng)
     features = random_features(n_states, dim, gen)
     B_star = subspace.haar_orthonormal(dim, rank, gen)
-    heads = _planted_heads(n_agents, rank, gen, head_spread)
+    heads = _planted_heads(n_agents, rank, gen, head_spread, bool(balanced_heads))
     J = gen.uniform(0.0, 1.0, size=n_agents)
     P = _planted_kernels(n_agents, n_states, heterogeneity, laziness, gen)
 
-    theta = heads @ B_star.T
+    # Products by _kernels.matmul, not BLAS, here and below: the same problem on every machine.
+    theta = _kernels.matmul(heads, B_star.T)
     if m > 0:
         # Still exactly realisable, with theta_i* + u_i in place of theta_i*: no solve needed.
         theta += _orthogonal_directions(n_agents, B_star, gen) * (m * HEAD_NORM)
         B_star, heads = _top_subspace(theta, rank)
-    rewards = _bellman_difference(P, theta @ features.T)
+    rewards = _bellman_difference(P, _kernels.matmul(theta, features.T))
     rewards += J[:, None]
     return Problem(P=P, rewards=rewards, features=features,
                    mu=markov.stationary_distributions(P), average_reward=J, theta_star=theta,

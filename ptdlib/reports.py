@@ -11,7 +11,8 @@ nbval). From the summaries, :func:`write_index` builds ``reports/index.html`` (o
 with its verdict, PASS, FAIL, KNOWN FAIL with its reason or UNEXPECTED PASS; key figures,
 provenance), ``reports/README.md`` (the same in Markdown) and ``reports/manifest.json``, which
 records for every report the SHA-256 of the notebook's source
-(``notebook_params.notebook_source_hash``), of the ``ptdlib`` sources it ran against and of its
+(``notebook_params.notebook_source_hash``), of the ``ptdlib`` sources it ran against, of its
+evidence store ``evidence/<stem>.parquet`` if it has one (``ptdlib.evidence``) and of its
 summary. :func:`stale_report_sources` compares that manifest with the current sources.
 
 Every file is written next to its target and renamed into place; a report folder is built in a
@@ -40,6 +41,7 @@ if TYPE_CHECKING:
 __all__ = [
     "NotebookOutput",
     "ReportEntry",
+    "evidence_hash",
     "load_reports",
     "ptdlib_source_hash",
     "stale_report_sources",
@@ -127,6 +129,12 @@ def ptdlib_source_hash(package_dir: Path | None = None) -> str:
         digest.update(path.relative_to(package_dir).as_posix().encode() + b"\0")
         digest.update(path.read_bytes() + b"\0")
     return digest.hexdigest()
+
+
+def evidence_hash(root: Path, stem: str) -> str | None:
+    """SHA-256 of the notebook's committed evidence store ``evidence/<stem>.parquet``, if any."""
+    store = root / "evidence" / f"{stem}.parquet"
+    return file_hash(store) if store.exists() else None
 
 
 def package_dir_for(root: Path) -> Path:
@@ -349,6 +357,7 @@ def build_manifest(entries: list[ReportEntry], reports_dir: Path) -> dict[str, A
             "overrides": run.get("overrides", {}),
             "notebook_sha256": run.get("notebook_sha256"),
             "ptdlib_sha256": run.get("ptdlib_sha256"),
+            "evidence_sha256": run.get("evidence_sha256"),
             "summary_sha256": file_hash(reports_dir / entry.stem / SUMMARY),
         }
     return {"schema": MANIFEST_SCHEMA, "notebooks": notebooks}
@@ -367,6 +376,8 @@ def write_index(reports_dir: Path, notebooks_dir: Path | None = None) -> list[Re
 def _entry_staleness(stem: str, recorded: Mapping[str, Any], notebook: Path, ptdlib_hash: str,
                      reports_dir: Path, profile: str) -> list[str]:
     reasons = []
+    if recorded.get("evidence_sha256") != evidence_hash(notebook.parents[1], stem):
+        reasons.append(f"{stem}: its evidence store changed since its report")
     if recorded.get("notebook_sha256") != notebook_params.notebook_source_hash(
             notebook, profile_path(notebook)):
         reasons.append(f"{stem}: the notebook or its paper profile changed since its report")

@@ -68,7 +68,7 @@ import numpy as np
 import pandas as pd
 
 from ptdlib import _kernels as kern
-from ptdlib import markov, schedules, steps
+from ptdlib import markov, schedules, steps, subspace
 from ptdlib._validation import (
     FloatArray,
     IntArray,
@@ -413,17 +413,6 @@ def _kernel_arrays(problem: Any) -> types.SimpleNamespace:
         sigma=float(problem.reward_noise))
 
 
-def _haar_basis(dim: int, rank: int, seed: int) -> FloatArray:
-    """subspace.haar_orthonormal(dim, rank, default_rng(seed)), factored by the kernels' QR.
-
-    The same Gaussian draws and the same sign-fixed Q factor, computed without LAPACK so that
-    B_0 has the same bits on every machine.
-    """
-    BT = np.random.default_rng(seed).standard_normal((dim, rank)).T.copy()
-    kern.qr_retract(BT, np.empty((rank, rank)))
-    return BT.T.copy()
-
-
 def _initial_state(problem: Any, cfg: _Config) -> _State:
     S, N, d = len(cfg.seeds), problem.n_agents, problem.dim
     r = cfg.rank or 1
@@ -432,7 +421,7 @@ def _initial_state(problem: Any, cfg: _Config) -> _State:
     elif cfg.init_subspace is not None:
         B = np.broadcast_to(cfg.init_subspace, (S, d, r)).copy()
     elif cfg.shared:
-        B = np.stack([_haar_basis(d, r, seed) for seed in cfg.seeds])
+        B = np.stack([subspace.haar_orthonormal(d, r, seed) for seed in cfg.seeds])
     else:
         B = np.zeros((S, d, r))
     copies = cfg.shared and cfg.period > 1

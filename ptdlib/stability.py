@@ -67,6 +67,7 @@ __all__ = [
     "noise_covariance",
     "quotient_basis",
     "subspace_error_constant",
+    "subspace_error_floor",
 ]
 
 #: Largest max_i ||g_i|| at (B*, W*, J), relative to the problem scale, for x* to count as fixed.
@@ -306,6 +307,13 @@ class MeanPathJacobian:
     def gain_critical_step_size(self) -> float:
         """alpha_crit of the gain block, 2 / c_eta."""
         return _critical(self.drift[self.n_block:, self.n_block:])
+
+    @property
+    def decay_rate(self) -> float:
+        """kappa = 2 min_j Re(-lambda_j): the mean path's squared error decays like
+        exp(-kappa sum_t alpha_t) near x* (the kappa of `theory.inverse_time_rate_condition`;
+        alpha_0 kappa > 1 is also what `subspace_error_constant` needs)."""
+        return float(2.0 * np.min(-self.eigenvalues.real))
 
     @property
     def sufficient_step_size(self) -> float:
@@ -712,13 +720,61 @@ def subspace_error_constant(problem: Any, alpha0: float, *, c_eta: float = 1.0,
     ----------
     Chung (1954); Fabian (1968); Borkar (2008), Ch. 6; Srikant & Ying (2019).
     """
+    drift, Gamma, G = _linearisation(problem, c_eta, c_B, sampling)
+    V = theory.inverse_time_covariance(drift, Gamma, alpha0)
+    return float(np.trace(G @ V @ G.T))
+
+
+def _linearisation(problem: Any, c_eta: float, c_B: float,
+                   sampling: str) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """(M, Gamma, G): drift, long-run noise covariance and the map from quotient coordinates
+    to the Grassmann part (I - B* B*^T) dB of the basis (``d r`` rows)."""
     if sampling not in ("markov", "iid"):
         raise ValueError(f"sampling must be 'markov' or 'iid'; got {sampling!r}")
     jacobian = mean_path_jacobian(problem, c_eta=c_eta, c_B=c_B)  # validates c_eta, c_B
     x_star, C = fixed_point(problem), jacobian.basis
     Gamma = _noise_covariance(problem, x_star, C, jacobian.c_eta, c_B, sampling)
-    V = theory.inverse_time_covariance(jacobian.drift, Gamma, alpha0)
     d, r = x_star.B.shape
     outside = np.eye(d) - x_star.B @ x_star.B.T
     G = np.einsum("ab,bkj->akj", outside, C[:d * r].reshape(d, r, -1)).reshape(d * r, -1)
-    return float(np.trace(G @ V @ G.T))
+    return jacobian.drift, Gamma, G
+
+
+def subspace_error_floor(problem: Any, alpha: float | ArrayLike, *, c_eta: float = 1.0,
+                         c_B: float = 1.0, sampling: str = "markov") -> float | FloatArray:
+    """Predicted stationary E dist_F^2(B_t, B*) under a constant step alpha (the noise floor).
+
+    Parameters
+    ----------
+    problem : ptdlib.problems.Problem
+        A planted problem.
+    alpha : float or sequence of floats
+        The constant step(s), below the mean path's critical step
+        (`theory.constant_step_covariance` raises otherwise); the linearisation is computed
+        once for all of them.
+    c_eta, c_B : float, optional
+        Single-timescale ratios.
+    sampling : str, optional
+        "markov" or "iid" (`noise_covariance`).
+
+    Returns
+    -------
+    float, or ndarray for a sequence of steps
+        tr(G V G^T), V = `theory.constant_step_covariance` of the drift M and the noise Gamma,
+        G as in `subspace_error_constant`.
+
+    Notes
+    -----
+    First order in alpha (and in alpha tau_mix): floor = alpha tr(G V_1 G^T) + O(alpha^2), with
+    V_1 the continuous Lyapunov solution; the B-block of Gamma averages N agents, so the floor's
+    variance part falls like 1/N. Biases of order alpha^2 (Markov sampling, the curvature of
+    the retraction) are not in it.
+
+    References
+    ----------
+    Borkar (2008), Ch. 9; Srikant & Ying (2019).
+    """
+    drift, Gamma, G = _linearisation(problem, c_eta, c_B, sampling)
+    floors = [float(np.trace(G @ theory.constant_step_covariance(drift, Gamma, a) @ G.T))
+              for a in np.atleast_1d(np.asarray(alpha, dtype=np.float64))]
+    return floors[0] if np.ndim(alpha) == 0 else np.array(floors)

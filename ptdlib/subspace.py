@@ -321,7 +321,8 @@ def haar_orthonormal(dim: int, rank: int, rng: RngLike,
 
     Notes
     -----
-    B = Q diag(sign(diag R)) with G = Q R, G_ij ~ N(0, 1) i.i.d.
+    B = Q diag(sign(diag R)) with G = Q R, G_ij ~ N(0, 1) i.i.d.: the Q factor with diag R > 0,
+    computed by modified Gram-Schmidt (`ptdlib._kernels.orthonormal_factor`).
 
     References
     ----------
@@ -335,5 +336,8 @@ def haar_orthonormal(dim: int, rank: int, rng: RngLike,
     if not isinstance(batch, tuple) or any(
             isinstance(s, bool) or not isinstance(s, int | np.integer) or s < 0 for s in batch):
         raise ValueError(f"size must be a non-negative int or a tuple of them; got {size!r}")
+    from ptdlib import _kernels
+
     G = np.random.default_rng(rng).standard_normal((*batch, dim, rank))
-    return _sign_fixed_qr(G)[0]
+    # The compiled Gram-Schmidt QR, not LAPACK's: the same bits on every machine.
+    return _kernels.orthonormal_factor(G.reshape(-1, dim, rank)).reshape(G.shape)

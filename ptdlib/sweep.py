@@ -83,7 +83,7 @@ PROBLEM_FIELDS: dict[str, tuple[type, Any, str]] = {
     "rank": (int, ..., "pos"), "heterogeneity": (float, 0.5, "unit"),
     "laziness": (float, 0.0, "lazy"), "reward_noise": (float, 0.0, "nonneg"),
     "misspecification": (float, 0.0, "nonneg"), "head_spread": (float, 1.0, "unit"),
-    "pool": (int, None, "pos"), "seed": (int, 0, "nonneg"),
+    "balanced_heads": (bool, False, ""), "pool": (int, None, "pos"), "seed": (int, 0, "nonneg"),
 }
 RUN_FIELDS: dict[str, tuple[type, Any, str]] = {
     "algorithm": (str, "personalized", ""), "steps": (int, ..., "pos"),
@@ -291,11 +291,12 @@ def build_problem(problem: Mapping[str, Any]) -> Problem:
 
     ``shared_subspace_problem(pool or n_agents, ..., rng=seed)``, replicated to ``n_agents`` by
     `Problem.from_pool` when ``pool`` is set (for ``n_agents <= pool`` that is the pool's first
-    agents, i.e. `Problem.subset`).
+    agents, i.e. `Problem.subset`). Fields left out take their defaults (`PROBLEM_FIELDS`).
     """
     from ptdlib import problems
 
-    p = dict(problem)
+    p = {name: default for name, (_, default, _) in PROBLEM_FIELDS.items()
+         if default is not ...} | dict(problem)
     size, pool, seed = p.pop("n_agents"), p.pop("pool"), p.pop("seed")
     base = problems.shared_subspace_problem(pool or size, p.pop("n_states"), p.pop("dim"),
                                             p.pop("rank"), rng=seed, **p)
@@ -361,10 +362,11 @@ def _settings_key(cell: Cell) -> str:
     return json.dumps({"problem": dict(cell.problem), "run": dict(cell.run)}, sort_keys=True)
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
+def write_atomic(path: Path, data: bytes) -> None:
     """Write to a temporary name in the same folder, flush to disk, rename into place."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o644)  # mkstemp's 0600 would make a committed store private
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
@@ -477,7 +479,7 @@ def _run_on_cluster(todo: Sequence[Cell], cells_dir: Path, scheduler: str | None
                 data = future.result()  # fetched once: each call gathers it from the worker
                 keys = set(pd.read_parquet(io.BytesIO(data), columns=["cell"])["cell"])
                 if keys == {cell.key}:
-                    _write_atomic(cells_dir / f"{cell.key}.parquet", data)
+                    write_atomic(cells_dir / f"{cell.key}.parquet", data)
                 else:
                     failures.append(f"{cell.key[:12]}: the worker runs another ptdlib version "
                                     "or other sources than this client (its cell key differs)")
@@ -629,7 +631,7 @@ def run_sweep(spec: SweepSpec, out: Path, *, scheduler: str | None = None,
     table = Path(out) / "table.parquet"
     buffer = io.BytesIO()
     assemble(spec, out).to_parquet(buffer, index=False)
-    _write_atomic(table, buffer.getvalue())
+    write_atomic(table, buffer.getvalue())
     return SweepResult(table, len(cells), len(todo), len(cells) - len(todo), tuple(failures))
 
 

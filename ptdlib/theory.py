@@ -1241,9 +1241,57 @@ def long_run_covariance(P: ArrayLike, f: ArrayLike) -> FloatArray:
     centred = f - np.einsum("st,stm->m", pair, f)
     g = np.einsum("st,stm->sm", P, centred)
     h = np.linalg.solve(np.eye(n) - P + np.outer(np.ones(n), mu), g)
-    lag0 = np.einsum("st,stm,stk->mk", pair, centred, centred)
-    later = np.einsum("st,stm,tk->mk", pair, centred, h)
+    # Products over the n^2 transitions as matrix products: O(n^2 m^2) once, not per entry.
+    weighted = (pair[:, :, None] * centred).reshape(n * n, -1)
+    lag0 = weighted.T @ centred.reshape(n * n, -1)
+    later = weighted.reshape(n, n, -1).sum(axis=0).T @ h
     return lag0 + later + later.T
+
+
+def constant_step_covariance(M: ArrayLike, Gamma: ArrayLike, alpha: float) -> FloatArray:
+    """Stationary E[x_t x_t^T] of x_{t+1} = x_t + alpha (M x_t + xi_t) at a constant step alpha.
+
+    Parameters
+    ----------
+    M : (k, k)
+        Drift of the linearised mean path.
+    Gamma : (k, k)
+        Long-run covariance of the noise xi_t (symmetric, positive semi-definite).
+    alpha : float
+        Constant step > 0 with every |1 + alpha lambda_j(M)| < 1 (below alpha_crit).
+
+    Returns
+    -------
+    (k, k) ndarray
+        V solving V = (I + alpha M) V (I + alpha M)^T + alpha^2 Gamma.
+
+    Raises
+    ------
+    ValueError
+        If I + alpha M has an eigenvalue of modulus >= 1.
+
+    Notes
+    -----
+    x_t = sum_k (I + alpha M)^k alpha xi_{t-k}; with noise correlated over tau_mix steps the
+    lag sums collapse to Gamma when alpha tau_mix is small, so V = alpha V_1 + O(alpha^2),
+    M V_1 + V_1 M^T + Gamma = 0: the floor is proportional to alpha to first order.
+
+    References
+    ----------
+    Borkar (2008), Stochastic Approximation, Ch. 9 (constant step sizes); Srikant & Ying (2019).
+    """
+    M = _square_stack(M, "M")
+    Gamma = _square_stack(Gamma, "Gamma")
+    if M.ndim != 2 or Gamma.shape != M.shape:
+        raise ValueError(f"M and Gamma must be (k, k) of one shape; got {M.shape}, {Gamma.shape}")
+    alpha = _real(alpha, "alpha", 0.0, np.inf)
+    step = np.eye(M.shape[0]) + alpha * M
+    radius = float(np.max(np.abs(np.linalg.eigvals(step))))
+    if radius >= 1:
+        raise ValueError(f"I + alpha M must have spectral radius < 1 (alpha below alpha_crit); "
+                         f"got {radius:.6g} at alpha = {alpha:g}")
+    V = scipy.linalg.solve_discrete_lyapunov(step, alpha**2 * Gamma)
+    return (V + V.T) / 2  # symmetric up to round-off; make it exactly so
 
 
 def inverse_time_covariance(M: ArrayLike, Gamma: ArrayLike, alpha0: float) -> FloatArray:

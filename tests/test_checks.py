@@ -40,6 +40,13 @@ CASES = [
     (checks.check_ratio("c", "", 2.5, 1.0, expected=1.0, factor=2.0, side="upper"), False),
     (checks.check_ratio("c", "", 9.0, 1.0, expected=1.0, factor=2.0, side="lower"), True),
     (checks.check_ratio("c", "", 1.0, 0.0), False),
+    (Expectation.ratio("c", "", 1.0, 1.5, use_ci="inside").judge(1.0, ci=(0.7, 1.4)), True),
+    (Expectation.ratio("c", "", 1.0, 1.5, use_ci="inside").judge(1.0, ci=(0.6, 1.4)), False),
+    (Expectation.ratio("c", "", 1.0, 1.5, use_ci="inside").judge(1.2, ci=(0.9, 1.6)), False),
+    (Expectation.ratio("c", "", 1.0, 1.5, use_ci="inside").judge(float("nan"), ci=(0.9, 1.1)),
+     False),
+    (checks.check_in_interval("c", "", float("nan"), -1.0, 0.2, ci=(-1.1, -0.9),
+                              use_ci="inside"), False),
     (checks.check_true("c", "", True), True),
     (checks.check_true("c", "", np.bool_(False)), False),
 ]
@@ -88,6 +95,9 @@ def test_check_slope_reports_the_ci() -> None:
     (lambda: checks.check_ratio("c", "", 1.0, 1.0, factor=0.5), "factor >= 1"),
     (lambda: checks.check_ratio("c", "", 1.0, 1.0, expected=0.0), "expected > 0"),
     (lambda: checks.check_ratio("c", "", 1.0, 1.0, side="up"), "side"),
+    (lambda: Expectation.ratio("c", "", 1.0, 2.0, side="upper", use_ci="inside"), "use_ci"),
+    (lambda: Expectation.ratio("c", "", 1.0, 2.0, use_ci="yes"), "use_ci"),
+    (lambda: Expectation.ratio("c", "", 1.0, 2.0, use_ci="inside").judge(1.0), "needs a ci"),
     (lambda: checks.check_true("c", "", 1), "bool"),
     (lambda: Expectation("c", "", "equal", 1.0, 0.0), "relation"),
 ])

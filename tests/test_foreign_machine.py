@@ -3,16 +3,16 @@
 A subprocess stands in for a reader's or CI's machine with another CPU: numba compiles for the
 ``generic`` x86-64/arm64 target (no AVX, no FMA) into its own cache folder, and OpenBLAS runs
 its ``Prescott`` kernels (every x86-64 CPU has them; other architectures keep their default).
-The fixed set of simulations of ``tests/_foreign_runs.py`` must give bit-identical traces
-there and here, and one short notebook must give the same summary.json, value by value, at the
-precision its compared cell prints.
+The fixed set of problems and simulations of ``tests/_foreign_runs.py`` must give bit-identical
+arrays there and here (each process builds the problems: their products and QR are compiled
+too), and one short notebook must give the same summary.json, value by value, at the precision
+its compared cell prints.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import pickle
 import platform
 import subprocess
 import sys
@@ -57,18 +57,16 @@ def _differences(here: dict[str, np.ndarray], there: dict[str, np.ndarray]) -> l
     return problems
 
 
-def test_simulations_are_bit_identical_on_a_foreign_target(tmp_path: Path) -> None:
-    problem_set = _foreign_runs.build_problems()
-    problems_path = tmp_path / "problems.pkl"
-    problems_path.write_bytes(pickle.dumps(problem_set))
+def test_problems_and_simulations_are_bit_identical_on_a_foreign_target(tmp_path: Path) -> None:
     out = tmp_path / "foreign.npz"
-    subprocess.run([sys.executable, str(ROOT / "tests" / "_foreign_runs.py"), str(problems_path),
-                    str(out)], env=foreign_environment(), check=True, cwd=ROOT)
-    here = _foreign_runs.run_cases(problem_set)
+    subprocess.run([sys.executable, str(ROOT / "tests" / "_foreign_runs.py"), str(out)],
+                   env=foreign_environment(), check=True, cwd=ROOT)
+    here = _foreign_runs.all_arrays()
     with np.load(out) as there:
         problems = _differences(here, dict(there))
     assert len(here) > 100, "the case list lost its runs"
-    assert not problems, "traces differ on the foreign target:\n" + "\n".join(problems)
+    assert sum(key.startswith("problem:") for key in here) == 24, "the problem list changed"
+    assert not problems, "arrays differ on the foreign target:\n" + "\n".join(problems)
 
 
 def _run_notebook(out: Path, env: dict[str, str]) -> dict:

@@ -119,11 +119,38 @@ def test_snapshot_distances_skip_what_is_undefined() -> None:
 
 
 @pytest.mark.parametrize(("dim", "rank", "seed"), [(5, 2, 0), (32, 4, 7), (3, 3, 1)])
-def test_the_simulator_haar_basis_is_subspace_haar_orthonormal(dim: int, rank: int,
-                                                               seed: int) -> None:
-    B = simulate._haar_basis(dim, rank, seed)
-    reference = subspace.haar_orthonormal(dim, rank, np.random.default_rng(seed))
+def test_haar_orthonormal_is_the_sign_fixed_lapack_qr_factor(dim: int, rank: int,
+                                                             seed: int) -> None:
+    B = subspace.haar_orthonormal(dim, rank, seed, size=2)
+    G = np.random.default_rng(seed).standard_normal((2, dim, rank))
+    Q, R = np.linalg.qr(G)
+    reference = Q * np.sign(np.diagonal(R, axis1=-2, axis2=-1))[:, None, :]
     np.testing.assert_allclose(B, reference, atol=TOL)  # same draws, same sign-fixed Q
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(1, 4), st.integers(1, 9), st.integers(1, 9), st.integers(1, 9),
+       st.integers(0, 2**32 - 1))
+def test_matmul_matches_numpy(batch: int, m: int, inner: int, n: int, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    A, B = rng.standard_normal((batch, m, inner)), rng.standard_normal((batch, inner, n))
+    np.testing.assert_allclose(kern.matmul(A, B), A @ B, atol=TOL)
+    np.testing.assert_allclose(kern.matmul(A[0], B[0]), A[0] @ B[0], atol=TOL)
+    # Transposed (non-contiguous) operands are copied, not misread.
+    np.testing.assert_allclose(kern.matmul(B[0].T, A[0].T), B[0].T @ A[0].T, atol=TOL)
+
+
+@pytest.mark.parametrize(("a", "b"), [((2, 3), (4, 2)), ((2, 3), (2, 3, 1)), ((2, 2, 3), (3, 3, 1)),
+                                      ((3,), (3,))])
+def test_matmul_rejects_mismatched_shapes(a: tuple, b: tuple) -> None:
+    with pytest.raises(ValueError, match="matmul needs"):
+        kern.matmul(np.ones(a), np.ones(b))
+
+
+def test_orthonormal_factor_rejects_a_rank_deficient_matrix() -> None:
+    G = np.ones((1, 5, 2))
+    with pytest.raises(ValueError, match="rank deficient"):
+        kern.orthonormal_factor(G)
 
 
 def test_qr_retract_matches_the_sign_fixed_qr_retraction() -> None:

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ptdlib import markov, subspace, td, theory
+from ptdlib import _kernels, markov, subspace, td, theory
 from ptdlib._validation import check_row_stochastic
 from ptdlib.problems import (
     HEAD_NORM,
@@ -71,7 +71,11 @@ def test_planted_problem_is_well_posed(planted: Problem) -> None:
 
 
 def test_planted_theta_is_exactly_rank_r(planted: Problem) -> None:
-    np.testing.assert_array_equal(planted.theta_star, planted.heads_star @ planted.B_star.T)
+    # Built by the compiled product (the same bits on every machine), equal to BLAS's to round-off.
+    np.testing.assert_array_equal(planted.theta_star,
+                                  _kernels.matmul(planted.heads_star, planted.B_star.T))
+    np.testing.assert_allclose(planted.theta_star, planted.heads_star @ planted.B_star.T,
+                               rtol=0, atol=1e-15)
     assert planted.singular_value_ratio < EXACT
     assert np.linalg.matrix_rank(planted.theta_star, tol=1e-10) == 2
     np.testing.assert_allclose(np.linalg.norm(planted.heads_star, axis=1), HEAD_NORM, atol=1e-14)
@@ -564,3 +568,41 @@ def test_head_spread_scales_the_dispersion_of_the_fixed_points() -> None:
 def test_head_spread_bad_input() -> None:
     with pytest.raises(ValueError, match=r"^head_spread must lie in \[0\.0, 1\.0\]; got 1\.5$"):
         shared_subspace_problem(3, 5, 2, 1, head_spread=1.5, rng=0)
+
+
+# --------------------------------------------------------------------------- balanced heads
+
+@pytest.mark.parametrize("n_agents", [4, 9, 64])
+def test_balanced_heads_fix_the_head_diversity_at_its_limit(n_agents: int) -> None:
+    problem = shared_subspace_problem(n_agents, 10, 6, 4, balanced_heads=True, rng=8)
+    W = problem.heads_star
+    # W^T W / N = (HEAD_NORM^2 / r) I exactly (to round-off), hence lambda_w = HEAD_NORM^2 / r.
+    np.testing.assert_allclose(W.T @ W / n_agents, HEAD_NORM**2 / 4 * np.eye(4), atol=1e-14)
+    assert problem.head_diversity == pytest.approx(HEAD_NORM**2 / 4, rel=1e-12)
+    # Known answer: the heads' Gaussian draw G (after the features and B*, module docstring)
+    # = Q R with diag R > 0, and W = HEAD_NORM sqrt(N / r) Q. Everything else is shared with
+    # the random heads' problem.
+    gen = np.random.default_rng(8)
+    gen.standard_normal((10, 6))
+    gen.standard_normal((6, 4))
+    Q, R = np.linalg.qr(gen.standard_normal((n_agents, 4)))
+    Q *= np.sign(np.diag(R))
+    np.testing.assert_allclose(W, HEAD_NORM * np.sqrt(n_agents / 4) * Q, atol=1e-12)
+    free = shared_subspace_problem(n_agents, 10, 6, 4, rng=8)
+    for name in ("features", "B_star", "average_reward", "P", "mu"):
+        np.testing.assert_array_equal(getattr(problem, name), getattr(free, name))
+    _assert_well_posed(problem)
+
+
+@pytest.mark.parametrize(("kwargs", "match"), [
+    ({"balanced_heads": True, "head_spread": 0.5}, "head_spread = 1"),
+    ({"balanced_heads": "yes"}, "balanced_heads must be a bool"),
+])
+def test_balanced_heads_bad_input(kwargs: dict, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        shared_subspace_problem(6, 10, 6, 4, rng=0, **kwargs)
+
+
+def test_balanced_heads_need_as_many_agents_as_the_rank() -> None:
+    with pytest.raises(ValueError, match="n_agents >= rank"):
+        shared_subspace_problem(3, 10, 6, 4, balanced_heads=True, rng=0)

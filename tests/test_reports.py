@@ -322,7 +322,10 @@ def test_staleness_mechanism_on_a_tmp_tree(tmp_path: Path) -> None:
     (root / "notebooks" / "params" / "02_b.paper.yaml").write_text("alpha: 0.5\n")
     (root / "ptdlib" / "new.py").write_text("x = 1\n")
     make_notebook(root / "notebooks" / "03_c.ipynb", ["x = 1"])
+    (root / "evidence").mkdir()
+    (root / "evidence" / "01_a.parquet").write_bytes(b"cells")  # a store appears or changes
     assert reports.stale_report_sources(root) == [
+        "01_a: its evidence store changed since its report",
         "01_a: ptdlib changed since the report was made",
         "02_b: the notebook or its paper profile changed since its report",
         "02_b: ptdlib changed since the report was made",

@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ptdlib import problems, schedules, simulate, stability, subspace, symbolic, theory
+from ptdlib import stats as ptd_stats
 
 
 @pytest.fixture(scope="module")
@@ -273,3 +274,31 @@ def test_noise_covariance_is_symmetric_positive_semidefinite_and_scales_with_noi
     assert np.trace(loud) > np.trace(quiet)  # reward noise only adds white noise
     with pytest.raises(ValueError, match="sampling must be 'markov' or 'iid'"):
         stability.noise_covariance(problem, sampling="expected")
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_decay_rate_is_the_mean_paths_late_rate(seed: int) -> None:
+    # The mean path (sampling="expected") from a random B_0 ends in the slowest mode of M: its
+    # dist_F^2 decays per step like |1 + alpha lambda_slow|^2 = exp(-alpha kappa (1 + O(alpha))).
+    # Measured over the window 1e-4..1e-20 (stats.geometric_decay_rate); 5% covers the other
+    # modes' leftovers in the window and the O(alpha) term at alpha = 0.2.
+    problem = problems.shared_subspace_problem(6, 10, 4, 2, heterogeneity=0.5, rng=seed)
+    kappa = stability.mean_path_jacobian(problem).decay_rate
+    alpha, every = 0.2, 10
+    trace = simulate.run(problem, steps=30000, step_size=alpha, seeds=[0], sampling="expected",
+                         record_every=every)
+    decay = ptd_stats.geometric_decay_rate(trace.subspace_distance_frobenius[0] ** 2, high=1e-4,
+                                       low=1e-20)
+    assert -np.log(decay.rate) / (alpha * every) == pytest.approx(kappa, rel=0.05)
+
+
+def test_subspace_error_floor_is_linear_in_alpha_to_first_order_and_takes_a_sequence() -> None:
+    problem = problems.shared_subspace_problem(6, 10, 4, 2, reward_noise=0.3, rng=3)
+    alphas = [1e-4, 1e-3, 0.05]
+    floors = stability.subspace_error_floor(problem, alphas)
+    assert floors.shape == (3,)
+    assert [stability.subspace_error_floor(problem, a) for a in alphas] == floors.tolist()
+    # floor = alpha F_1 + O(alpha^2): floor / alpha converges as alpha -> 0.
+    assert floors[0] / alphas[0] == pytest.approx(floors[1] / alphas[1], rel=1e-2)
+    with pytest.raises(ValueError, match="spectral radius"):
+        stability.subspace_error_floor(problem, 50.0)

@@ -436,3 +436,74 @@ def test_bootstrap_crossing_time_edges() -> None:
 def test_bootstrap_crossing_time_rejects_bad_input(t, y, threshold, match) -> None:
     with pytest.raises(ValueError, match=match):
         stats.bootstrap_crossing_time(t, y, threshold, rng=0)
+
+
+# --------------------------------------------------------------------------- over instances
+
+def test_slope_over_instances_of_exact_power_laws_is_exact_with_a_point_interval() -> None:
+    # Instance k: y = c_k x^-1 for every seed (any c_k): every instance's slope is -1.
+    x = np.array([16.0, 32.0, 64.0, 128.0])
+    c = np.array([1.0, 3.0, 0.5])[:, None, None] * np.ones((3, 4, 1))
+    fit = stats.loglog_slope_over_instances(x, c / x)
+    assert fit.slope == pytest.approx(-1.0, abs=1e-12)
+    assert fit.ci == pytest.approx((-1.0, -1.0), abs=1e-12) and fit.n_boot == 0
+
+
+def test_slope_over_instances_is_the_mean_of_the_instances_seed_mean_slopes() -> None:
+    # Instance slopes -0.8, -1.0, -1.2 (seed noise averages to the seed-mean curve first): the
+    # estimate is their mean, the interval -1 +- t_{0.975, 2} sd / sqrt(3), sd = 0.2.
+    x = np.array([1.0, 2.0, 4.0, 8.0])
+    curves = np.array([x**-0.8, x**-1.0, x**-1.2])
+    seeds = np.stack([curves * 0.5, curves * 1.5], axis=1)  # seed-mean = the curve
+    fit = stats.loglog_slope_over_instances(x, seeds)
+    half = scipy_stats.t.ppf(0.975, 2) * 0.2 / math.sqrt(3)
+    assert fit.slope == pytest.approx(-1.0)
+    assert fit.ci == pytest.approx((-1.0 - half, -1.0 + half))
+
+
+def test_mean_over_instances_covers_at_its_level_with_five_instances() -> None:
+    # Instance means m_k ~ N(5, 1), seeds m_k + N(0, 1), K = 5 as in the hard regimes. The
+    # t interval over instance means is exact for normal data: coverage 0.95. (A percentile
+    # bootstrap over the 5 instances would cover about 0.85: P(|T_4| <= 1.96 sqrt(4/5)).)
+    gen = np.random.default_rng(11)
+    hits, experiments = 0, 2000
+    for _ in range(experiments):
+        y = gen.normal(5.0, 1.0, size=(5, 1, 1)) + gen.standard_normal((5, 4, 1))
+        ci = stats.mean_over_instances(y)
+        hits += ci.low[0] <= 5.0 <= ci.high[0]
+    # binomial sd at 0.95 over 2000 runs: 0.0049; 4 sd. A level of 0.90 would fail.
+    assert abs(hits / experiments - 0.95) <= 0.02
+
+
+def test_mean_over_instances_covers_the_spread_between_instances() -> None:
+    # Seeds agree to 1e-3 within an instance, instances differ by sd 1: the interval's half
+    # width is t_{0.975, 7} sd(instance means) / sqrt(8), not the seed noise.
+    gen = np.random.default_rng(3)
+    instance = gen.normal(10.0, 1.0, size=(8, 1, 1))
+    y = instance + 1e-3 * gen.standard_normal((8, 6, 1))
+    ci = stats.mean_over_instances(y)
+    half = scipy_stats.t.ppf(0.975, 7) * y.mean(axis=1).std(ddof=1) / math.sqrt(8)
+    assert float(ci.high[0] - ci.low[0]) == pytest.approx(2 * half)
+    assert ci.n == 8 and ci.mean[0] == pytest.approx(y.mean())
+
+
+def test_crossing_time_over_instances_of_inverse_curves() -> None:
+    # Instance k: y = c_k / t, crossing of eps at c_k / eps exactly; geometric mean of them.
+    t = np.array([10.0, 20.0, 40.0, 80.0, 160.0])
+    c = np.array([1.0, 2.0, 4.0])[:, None, None] * np.ones((3, 2, 1))
+    crossing = stats.crossing_time_over_instances(t, c / t, 0.05)
+    assert crossing.time == pytest.approx(40.0)  # exp(mean log(20, 40, 80))
+    half = scipy_stats.t.ppf(0.975, 2) * np.log(2.0) / math.sqrt(3)
+    assert crossing.ci == pytest.approx((40.0 * math.exp(-half), 40.0 * math.exp(half)))
+    never = stats.crossing_time_over_instances(t, c / t, 1e-4)
+    assert math.isnan(never.time) and never.ci_high == math.inf
+
+
+@pytest.mark.parametrize(("y", "match"), [
+    (np.ones((1, 3, 2)), "at least 2 instances"),
+    (np.ones((3, 3)), "3-dimensional|ndim|dimension"),
+    (-np.ones((2, 2, 2)), "positive"),
+])
+def test_over_instances_bad_input(y: np.ndarray, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        stats.loglog_slope_over_instances([1.0, 2.0], y)

@@ -114,7 +114,7 @@ def _cli(out: Path, **kwargs: object) -> subprocess.Popen:
 
 
 # `ptd sweep` as a child that stops for good once it has stored STALL_AFTER cells: the client
-# writes every cell file (sweep._write_atomic), so wrapping that function in the child (not in
+# writes every cell file (sweep.write_atomic), so wrapping that function in the child (not in
 # the library) freezes the store at exactly STALL_AFTER cells. The child then writes a marker
 # file and sleeps until it is killed; the test waits for the marker, not for a fixed time.
 STALL_AFTER = 2
@@ -126,7 +126,7 @@ from pathlib import Path
 from ptdlib import cli, sweep
 
 marker, stall_after, argv = Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3:]
-write = sweep._write_atomic
+write = sweep.write_atomic
 
 
 def write_then_stall(path, data):
@@ -136,7 +136,7 @@ def write_then_stall(path, data):
         time.sleep(3600)  # until the test kills the whole process group
 
 
-sweep._write_atomic = write_then_stall
+sweep.write_atomic = write_then_stall
 sys.exit(cli.main(argv))
 """
 

@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 import numpy as np
 import pytest
+import scipy.linalg
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import special as scipy_special
@@ -788,3 +789,29 @@ def test_inverse_time_covariance_solves_its_lyapunov_equation() -> None:
 def test_inverse_time_covariance_refuses_a_step_too_small_for_the_rate() -> None:
     with pytest.raises(ValueError, match=r"alpha0 M \+ I/2 must have every eigenvalue"):
         theory.inverse_time_covariance(np.array([[-0.1]]), np.array([[1.0]]), 4.0)
+
+
+def test_constant_step_covariance_scalar_known_answer() -> None:
+    """k = 1, white noise: v = (1 + alpha m)^2 v + alpha^2 gamma."""
+    m, gamma, alpha = -0.3, 2.0, 0.5
+    v = theory.constant_step_covariance(np.array([[m]]), np.array([[gamma]]), alpha)
+    assert v[0, 0] == pytest.approx(alpha**2 * gamma / (1 - (1 + alpha * m) ** 2), rel=1e-12)
+
+
+def test_constant_step_covariance_is_first_order_in_alpha() -> None:
+    # V(alpha) / alpha -> V_1 with M V_1 + V_1 M^T + Gamma = 0 as alpha -> 0.
+    rng = np.random.default_rng(4)
+    X = rng.standard_normal((5, 5))
+    M = -np.eye(5) + 0.3 * (X - X.T) - 0.1 * X @ X.T
+    Y = rng.standard_normal((5, 5))
+    Gamma = Y @ Y.T
+    V1 = scipy.linalg.solve_continuous_lyapunov(M, -Gamma)
+    for alpha, rel in ((1e-2, 2e-2), (1e-4, 2e-4)):  # the error is O(alpha)
+        V = theory.constant_step_covariance(M, Gamma, alpha)
+        assert np.max(np.abs(V / alpha - V1)) <= rel * np.max(np.abs(V1))
+
+
+def test_constant_step_covariance_refuses_a_step_beyond_the_critical_one() -> None:
+    # m = -1: alpha_crit = 2; at alpha = 2.5 the step multiplies x by -1.5.
+    with pytest.raises(ValueError, match="spectral radius < 1"):
+        theory.constant_step_covariance(np.array([[-1.0]]), np.array([[1.0]]), 2.5)
