@@ -773,12 +773,16 @@ def test_inverse_time_covariance_scalar_known_answer() -> None:
     assert v[0, 0] == pytest.approx(alpha0**2 * gamma / (2 * (-alpha0 * m - 0.5)), rel=1e-12)
 
 
-def test_inverse_time_covariance_solves_its_lyapunov_equation() -> None:
-    rng = np.random.default_rng(4)
+def _drift_and_noise(seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """A stable, non-normal 5 x 5 drift M and a positive definite noise covariance Gamma."""
+    rng = np.random.default_rng(seed)
     X = rng.standard_normal((5, 5))
-    M = -np.eye(5) + 0.3 * (X - X.T) - 0.1 * X @ X.T
     Y = rng.standard_normal((5, 5))
-    Gamma = Y @ Y.T
+    return -np.eye(5) + 0.3 * (X - X.T) - 0.1 * X @ X.T, Y @ Y.T
+
+
+def test_inverse_time_covariance_solves_its_lyapunov_equation() -> None:
+    M, Gamma = _drift_and_noise(4)
     alpha0 = 3.0
     V = theory.inverse_time_covariance(M, Gamma, alpha0)
     shifted = alpha0 * M + 0.5 * np.eye(5)
@@ -800,11 +804,7 @@ def test_constant_step_covariance_scalar_known_answer() -> None:
 
 def test_constant_step_covariance_is_first_order_in_alpha() -> None:
     # V(alpha) / alpha -> V_1 with M V_1 + V_1 M^T + Gamma = 0 as alpha -> 0.
-    rng = np.random.default_rng(4)
-    X = rng.standard_normal((5, 5))
-    M = -np.eye(5) + 0.3 * (X - X.T) - 0.1 * X @ X.T
-    Y = rng.standard_normal((5, 5))
-    Gamma = Y @ Y.T
+    M, Gamma = _drift_and_noise(4)
     V1 = scipy.linalg.solve_continuous_lyapunov(M, -Gamma)
     for alpha, rel in ((1e-2, 2e-2), (1e-4, 2e-4)):  # the error is O(alpha)
         V = theory.constant_step_covariance(M, Gamma, alpha)
