@@ -30,7 +30,7 @@ test: lint
 # Exits 1 if a check fails unexpectedly (or a registered known failure passes); known failures
 # are listed and marked KNOWN FAIL, and do not fail the run.
 reports: $(STAMP)
-	$(BIN)/python -m ptdlib.cli run --profile paper
+	$(BIN)/python -m ptdlib.cli run --profile paper --jobs 2
 
 # Refresh the quick-profile outputs committed in notebooks/ (what nbval compares).
 notebooks: $(STAMP)

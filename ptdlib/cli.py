@@ -2,7 +2,7 @@
 
 Usage (exit 0 on success, 1 when a check fails or a notebook errors, 2 on bad input)::
 
-    ptd run [NOTEBOOK ...] [--profile quick|paper] [-p NAME VALUE ...] [--out DIR]
+    ptd run [NOTEBOOK ...] [--profile quick|paper] [-p NAME VALUE ...] [--jobs N] [--out DIR]
     ptd report [--out DIR]
     ptd sweep SPEC.yaml [--out DIR] [--scheduler ADDRESS] [--workers N]
     ptd evidence [NAME ...] [--scheduler ADDRESS] [--workers N]
@@ -38,19 +38,24 @@ The notebook protocol
 5. A run killed outright (SIGKILL) cannot clean up, so the next ``ptd run`` first removes the
    staging folders ``.staging-*`` and ``swap_in``'s backups ``.old-*`` left in the reports folder.
    Not supported: two ``ptd run`` on one reports folder at once (each removes the other's staging).
+6. ``--jobs N`` executes up to N notebooks at once, each in its own kernel, longest first (by the
+   wall time of its last report); the results and the index are the same as one at a time.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -70,6 +75,11 @@ KERNEL_NAME = "python3"
 # errors still show.
 KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=ERROR"]
 STAGING_PREFIX = ".staging-"
+
+
+#: Thread-count variables of the kernels' numerical libraries, limited under ``--jobs``.
+THREAD_VARIABLES = ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
+                    "MKL_NUM_THREADS")
 
 
 class BadInput(Exception):
@@ -104,11 +114,6 @@ class RunResult:
     message: str
     wall_time_s: float
     known_failures: tuple[tuple[str, str], ...] = ()
-
-
-def default_root() -> Path:
-    """``$PTD_ROOT`` if set, else the folder holding the ``ptdlib`` package (the project)."""
-    return Path(os.environ.get("PTD_ROOT") or Path(__file__).resolve().parents[1])
 
 
 def resolve_notebooks(names: Sequence[str], notebooks_dir: Path) -> list[Path]:
@@ -151,25 +156,33 @@ def plan_run(notebook: Path, profile: str, overrides: Sequence[tuple[str, str]])
     return RunPlan(notebook, profile, {**values, **given}, given)
 
 
-def _execute(plan: RunPlan, staging: Path, root: Path) -> None:
-    """Run the notebook with papermill inside ``staging``, writing ``<stem>.ipynb`` there."""
-    import papermill  # deferred: a slow import that only `ptd run` needs
+@contextmanager
+def _project_root_for_kernels(root: Path) -> Iterator[None]:
+    """Set ``PTD_ROOT`` for the kernels started inside, and restore it after.
 
-    # The kernel inherits this environment: PTD_ROOT lets the notebook resolve project-relative
-    # parameters (`sweep.store_path`) although it runs inside the staging folder.
+    The kernel inherits this environment: PTD_ROOT lets a notebook resolve project-relative
+    parameters (`sweep.store_path`, the evidence stores) although it runs inside a staging
+    folder. Set once per run, before any worker process of ``--jobs`` starts (they inherit it).
+    """
     previous = os.environ.get("PTD_ROOT")
     os.environ["PTD_ROOT"] = str(root)
     try:
-        papermill.execute_notebook(
-            str(plan.notebook), str(staging / f"{plan.stem}.ipynb"),
-            parameters={**plan.parameters, "output_dir": "."}, kernel_name=KERNEL_NAME,
-            cwd=str(staging), progress_bar=False, log_output=False,
-            extra_arguments=KERNEL_ARGUMENTS)
+        yield
     finally:
         if previous is None:
             del os.environ["PTD_ROOT"]
         else:
             os.environ["PTD_ROOT"] = previous
+
+
+def _execute(plan: RunPlan, staging: Path) -> None:
+    """Run the notebook with papermill inside ``staging``, writing ``<stem>.ipynb`` there."""
+    import papermill  # deferred: a slow import that only `ptd run` needs
+
+    papermill.execute_notebook(
+        str(plan.notebook), str(staging / f"{plan.stem}.ipynb"),
+        parameters={**plan.parameters, "output_dir": "."}, kernel_name=KERNEL_NAME,
+        cwd=str(staging), progress_bar=False, log_output=False, extra_arguments=KERNEL_ARGUMENTS)
 
 
 def _finish_notebook(executed: Path, plan: RunPlan, root: Path) -> None:
@@ -258,7 +271,7 @@ def run_notebook(plan: RunPlan, reports_dir: Path, root: Path,
         error: Exception | None = None
         executed = staging / f"{plan.stem}.ipynb"
         try:
-            _execute(plan, staging, root)
+            _execute(plan, staging)
         except Exception as exc:  # papermill's cell errors, a dead kernel, a missing kernel...
             error = exc
         wall = time.perf_counter() - start
@@ -285,6 +298,38 @@ def run_notebook(plan: RunPlan, reports_dir: Path, root: Path,
         return RunResult(plan.stem, status, message, wall, _known_failures(summary))
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def _run_notebooks(plans: Sequence[RunPlan], jobs: int, reports_dir: Path, root: Path,
+                   provenance: dict[str, str]) -> Iterator[RunResult]:
+    """`run_notebook` for every plan, ``jobs`` at a time; results in the order they finish."""
+    if jobs == 1:
+        yield from (run_notebook(plan, reports_dir, root, provenance) for plan in plans)
+        return
+    # Processes, not threads: papermill changes the process's working directory to the
+    # notebook's staging folder while it runs. Each kernel gets its share of the cores for its
+    # BLAS and numba threads: oversubscribed, two notebooks at once ran slower than in turn.
+    threads = str(max(1, (os.cpu_count() or 1) // jobs))
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"),
+                             initializer=_limit_threads, initargs=(threads,)) as pool:
+        running = [pool.submit(run_notebook, plan, reports_dir, root, provenance)
+                   for plan in plans]
+        yield from (future.result() for future in as_completed(running))
+
+
+def _limit_threads(threads: str) -> None:
+    """Set the thread counts that the kernels this worker starts will inherit."""
+    for name in THREAD_VARIABLES:
+        os.environ[name] = threads
+
+
+def _last_wall_time(reports_dir: Path, stem: str) -> float:
+    """The wall time of the notebook's last run from its summary.json (0.0 when unknown)."""
+    try:
+        return float(json.loads((reports_dir / stem / reports.SUMMARY).read_text())
+                     ["run"]["wall_time_s"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return 0.0
 
 
 def remove_stale_folders(reports_dir: Path) -> list[Path]:
@@ -327,6 +372,8 @@ def _check_kernel() -> None:
 def command_run(args: argparse.Namespace, root: Path) -> int:
     """``ptd run``: plan every notebook first (bad input exits 2), then execute them in turn."""
     reports_dir = (args.out or root / "reports").resolve()
+    if args.jobs < 1:
+        raise BadInput(f"--jobs must be >= 1; got {args.jobs}")
     notebooks = resolve_notebooks(args.notebooks, root / "notebooks")
     plans = [plan_run(nb, args.profile, args.parameter) for nb in notebooks]
     _check_kernel()
@@ -338,12 +385,17 @@ def command_run(args: argparse.Namespace, root: Path) -> int:
         print(f"removed {len(stale)} folders left by an interrupted run: "
               f"{', '.join(p.name for p in stale)}")
     start = time.perf_counter()
-    results = []
-    for plan in tqdm(plans, desc="notebooks", unit="nb", disable=None):
-        result = run_notebook(plan, reports_dir, root, provenance)
-        results.append(result)
-        tqdm.write(f"{result.stem}: {result.status.upper()} in {result.wall_time_s:.1f} s: "
-                   f"{result.message}")
+    results: dict[str, RunResult] = {}
+    # Longest first (by the last recorded time), so that parallel jobs end together.
+    order = sorted(plans, key=lambda plan: -_last_wall_time(reports_dir, plan.stem))
+    with (_project_root_for_kernels(root),
+          tqdm(total=len(plans), desc="notebooks", unit="nb", disable=None) as bar):
+        for result in _run_notebooks(order, args.jobs, reports_dir, root, provenance):
+            results[result.stem] = result
+            bar.update()
+            tqdm.write(f"{result.stem}: {result.status.upper()} in {result.wall_time_s:.1f} s: "
+                       f"{result.message}")
+    results = [results[plan.stem] for plan in plans]
     reports.write_index(reports_dir, root / "notebooks")
     bad = [r.stem for r in results if r.status not in checks.ACCEPTED_STATUSES]
     known = [(r.stem, name, reason) for r in results for name, reason in r.known_failures]
@@ -424,6 +476,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="quick: the notebook's defaults; paper: params/<stem>.paper.yaml")
     run.add_argument("-p", "--parameter", nargs=2, action="append", default=[],
                      metavar=("NAME", "VALUE"), help="override one parameter (YAML value)")
+    run.add_argument("-j", "--jobs", type=int, default=1, metavar="N",
+                     help="notebooks executed at once, each in its own kernel (default 1)")
     run.add_argument("--out", type=Path, default=None, help="reports folder (default reports/)")
     run.set_defaults(handler=command_run)
     report = commands.add_parser("report", parents=[common], help="rebuild reports/index.html")
@@ -456,7 +510,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
     except SystemExit as exc:  # argparse already printed usage and its message
         return int(exc.code or 0)
-    root = (args.root or default_root()).resolve()
+    root = (args.root or reports.project_root()).resolve()
     try:
         return args.handler(args, root)
     except BadInput as exc:

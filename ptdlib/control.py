@@ -68,6 +68,14 @@ _BLOCK = 1024
 _DIVERGED = 1e6
 
 
+class LearnerDiverged(ValueError):
+    """A run's TD error reached the divergence level: its step size is too large.
+
+    A ValueError (the step size is the bad input), so that callers that tune a step on a grid
+    can tell a diverged run from any other error.
+    """
+
+
 @dataclasses.dataclass(frozen=True)
 class ControlConfig:
     """Hyper-parameters shared by every learner; validated on construction.
@@ -350,8 +358,8 @@ def run_learner(problem: mdp.ControlProblem, learner: str, config: ControlConfig
             delta = steps.td_error(reward, model.eta, psi_t, psi[s_next, a_next], theta)
             t = start + j + 1
             if not np.all(np.abs(delta) < _DIVERGED):
-                raise ValueError(f"the {learner} learner diverged at step {t} (|TD error| >= "
-                                 f"{_DIVERGED:g}); lower alpha (got {schedule!r})")
+                raise LearnerDiverged(f"the {learner} learner diverged at step {t} (|TD error| "
+                                      f">= {_DIVERGED:g}); lower alpha (got {schedule!r})")
             model.update(delta, psi_t, float(alpha))
             s, a = s_next, a_next
             if t % config.record_every == 0 or t == config.steps:

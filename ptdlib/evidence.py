@@ -40,7 +40,6 @@ import hashlib
 import io
 import json
 import math
-import os
 import platform
 import tempfile
 from collections.abc import Mapping, Sequence
@@ -54,15 +53,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 import ptdlib
-from ptdlib import sweep
+from ptdlib import reports, sweep
 
 __all__ = ["SPOT_FRACTION", "EvidenceMismatch", "Gathered", "Recomputation", "evidence_id",
            "gather", "read_store", "recompute_store", "store_names", "store_path"]
 
 #: Share of the stored cells a `gather` recomputes and compares bit for bit (at least one).
 SPOT_FRACTION = 0.03
-#: Folder of the stores, relative to the project root.
-FOLDER = "evidence"
 #: Parquet metadata key holding the cells' parameters and the provenance.
 METADATA_KEY = b"ptd.evidence"
 #: Format of the stored tables; `read_store` refuses another (`recompute_store` rewrites it).
@@ -117,22 +114,18 @@ def evidence_id(cell: sweep.Cell) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _project_root() -> Path:
-    """``$PTD_ROOT`` if set (`ptd run` sets it), else the folder holding the ptdlib package."""
-    return Path(os.environ.get("PTD_ROOT") or Path(ptdlib.__file__).resolve().parents[1])
-
-
 def store_path(name: str, root: Path | None = None) -> Path:
     """``<root>/evidence/<name>.parquet``; ``name`` a plain file stem (letters, digits, _ -)."""
     if not isinstance(name, str) or not name or not all(c.isalnum() or c in "_-" for c in name):
         raise ValueError(f"name must be a non-empty file stem of letters, digits, '_' and '-'; "
                          f"got {name!r}")
-    return (root or _project_root()) / FOLDER / f"{name}.parquet"
+    return reports.evidence_store_path(root or reports.project_root(), name)
 
 
 def store_names(root: Path | None = None) -> list[str]:
     """The names of the stores under ``<root>/evidence``, sorted."""
-    return sorted(p.stem for p in ((root or _project_root()) / FOLDER).glob("*.parquet"))
+    folder = (root or reports.project_root()) / reports.EVIDENCE_FOLDER
+    return sorted(p.stem for p in folder.glob("*.parquet"))
 
 
 def _require_exact_arithmetic() -> None:
@@ -188,8 +181,6 @@ def read_store(path: Path) -> tuple[dict[str, pd.DataFrame], list[dict[str, Any]
 
 
 def _provenance() -> dict[str, Any]:
-    from ptdlib import reports
-
     return {"ptdlib_version": ptdlib.__version__,
             "ptdlib_sources": reports.ptdlib_source_hash(),
             "numpy": np.__version__, "python": platform.python_version(),
@@ -241,8 +232,6 @@ def _first_difference(stored: pd.DataFrame, fresh: pd.DataFrame) -> str | None:
 
 
 def _default_spot_seed() -> int:
-    from ptdlib import reports
-
     return int(reports.ptdlib_source_hash()[:8], 16)
 
 

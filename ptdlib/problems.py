@@ -81,6 +81,16 @@ first agents; for common random numbers across N build one problem and take `Pro
 or replicate a fixed pool with `Problem.from_pool` (agent i uses pool agent i mod M, so
 heterogeneity and head diversity do not change with N; DESIGN section 3).
 
+Misalignment at fixed heterogeneity (`product_chain_problem`)
+-----------------------------------------------------------
+Random planted instances have a misalignment chi > 0 that no knob above controls. The
+product-chain family plants the same structure on states s = (x, y) whose parts move
+independently (P_i = X_i kron Y): the features of span(B*) read x, plus ``coupling`` times a
+function of y, the others only y. At coupling 0, chi = 0 exactly; chi grows with the coupling
+while the chains (heterogeneity h), the nuisance features and the balanced heads
+(lambda_w = HEAD_NORM^2 / r) stay those of one draw. It separates the filtering of misaligned
+signals from heterogeneity and head diversity.
+
 Textbook chains (`two_state_chain`, `lazy_cycle`, `lazy_hypercube`, `hypercube_hamming_lumped`,
 `random_dense_chain`) return the (n, n) transition matrix: the mixing notebook works with the
 matrices themselves; stack them (``P[None]``) and pass them to `Problem.from_arrays` for TD.
@@ -555,6 +565,101 @@ def shared_subspace_problem(n_agents: int, n_states: int, dim: int, rank: int, *
         # Still exactly realisable, with theta_i* + u_i in place of theta_i*: no solve needed.
         theta += _orthogonal_directions(n_agents, B_star, gen) * (m * HEAD_NORM)
         B_star, heads = _top_subspace(theta, rank)
+    rewards = _bellman_difference(P, _kernels.matmul(theta, features.T))
+    rewards += J[:, None]
+    return Problem(P=P, rewards=rewards, features=features,
+                   mu=markov.stationary_distributions(P), average_reward=J, theta_star=theta,
+                   B_star=B_star, heads_star=heads, reward_noise=reward_noise, rank=rank)
+
+
+def product_chain_problem(n_agents: int, n_states: int, dim: int, rank: int, *,
+                          signal_states: int, coupling: float = 0.0,
+                          heterogeneity: float = 0.5, reward_noise: float = 0.0,
+                          rng: RngLike = None) -> Problem:
+    """Planted problem whose misalignment chi is set by one knob, at fixed heterogeneity and heads.
+
+    The state is a pair s = (x, y) of a *signal* part x (``signal_states`` values) and a
+    *nuisance* part y (n_states / signal_states values) that move independently: agent i's
+    chain is X_i kron Y. The features of span(B*) read x, and with weight ``coupling`` also y;
+    the others read only y. At coupling 0 the two groups of features are functions of
+    independent chains, so the TD dynamics never push span(B*) out of itself: chi = 0 exactly.
+    The coupling makes the span(B*) features share the nuisance part's dynamics, and chi grows
+    with it, while the chains (hence the heterogeneity h), the nuisance features and the heads
+    (hence lambda_w) stay those of the same draw.
+
+    Parameters
+    ----------
+    n_agents, n_states, dim, rank : int
+        N >= rank (balanced heads), n = signal_states * (nuisance states), 1 <= r < d.
+    signal_states : int
+        Values of x, at least r + 1; the nuisance part needs at least d - r + 1 values.
+    coupling : float in [0, 1]
+        c in phi(x, y) = Q (f(x) + c k(y), g(y)) / scale.
+    heterogeneity : float in [0, 1]
+        h in X_i = (1 - h) X_base + h X_i' (Y is shared by the agents).
+    reward_noise : float >= 0
+        Std of the observation noise (stored; the simulator draws it).
+    rng : int, SeedSequence, Generator or None
+        One Generator feeds every draw, in the order of the Notes; none depends on ``coupling``,
+        ``heterogeneity`` or ``reward_noise`` (common random numbers across a sweep of c).
+
+    Returns
+    -------
+    Problem
+        theta_i* = B* w_i* exactly, B* = Q[:, :r]; heads balanced (W*^T W* / N =
+        (HEAD_NORM^2 / r) I, so lambda_w = HEAD_NORM^2 / r for every c).
+
+    Notes
+    -----
+    Draws, in order: f (x -> R^r), k (y -> R^r) and g (y -> R^(d-r)), Gaussian, centred over
+    the values of x and of y; Q, a Haar orthogonal d x d matrix; the heads; the gains J;
+    X_base, X' (N), then Y (Dirichlet(1, ..., 1) rows). State index x * n_y + y; one global
+    scale makes max_s ||phi(s)|| = 1; rewards planted as in `shared_subspace_problem`.
+    Why chi = 0 at c = 0: under mu_i = mu_X_i (x) mu_Y the parts are independent and y is
+    stationary, so the cross blocks of A_i = Phi^T D_i (P_i - I) Phi vanish, e.g.
+    E[f(x) (g(y') - g(y))^T] = E[f(x)] E[g(y') - g(y)]^T = 0; in the coordinates of Q, A_i is
+    block diagonal and span(B*) invariant. At c > 0 the block E[c k(y) (g(y') - g(y))^T] is not
+    zero. 1 is outside span(Phi): every combination of the centred features has mean 0 over the
+    uniform law.
+    """
+    n_agents = check_positive_int(n_agents, "n_agents")
+    n_states = check_positive_int(n_states, "n_states", minimum=2)
+    dim = check_positive_int(dim, "dim")
+    rank = _check_rank(rank, dim)
+    signal_states = check_positive_int(signal_states, "signal_states")
+    coupling = check_in_range(coupling, "coupling", 0.0, 1.0)
+    heterogeneity = check_in_range(heterogeneity, "heterogeneity", 0.0, 1.0)
+    reward_noise = check_in_range(reward_noise, "reward_noise", 0.0, np.inf, high_open=True)
+    nuisance_states, remainder = divmod(n_states, signal_states)
+    if remainder or rank == dim or signal_states < rank + 1 or nuisance_states < dim - rank + 1:
+        raise ValueError(f"product_chain_problem needs n_states = signal_states * nuisance "
+                         f"states, rank < dim, signal_states >= rank + 1 and nuisance states >= "
+                         f"dim - rank + 1; got n_states={n_states}, signal_states="
+                         f"{signal_states}, dim={dim}, rank={rank}")
+    if n_agents < rank:
+        raise ValueError(f"product_chain_problem plants balanced heads: n_agents must be >= rank; "
+                         f"got n_agents={n_agents}, rank={rank}")
+
+    gen = np.random.default_rng(rng)
+    f = gen.standard_normal((signal_states, rank))
+    k = gen.standard_normal((nuisance_states, rank))
+    g = gen.standard_normal((nuisance_states, dim - rank))
+    for part in (f, k, g):
+        part -= part.mean(axis=0)
+    Q = subspace.haar_orthonormal(dim, dim, gen)
+    heads = _planted_heads(n_agents, rank, gen, balanced=True)
+    J = gen.uniform(0.0, 1.0, size=n_agents)
+    X = _planted_kernels(n_agents, signal_states, heterogeneity, 0.0, gen)
+    Y = _dirichlet_rows((nuisance_states, nuisance_states), gen)
+
+    signal = np.repeat(f, nuisance_states, axis=0) + coupling * np.tile(k, (signal_states, 1))
+    parts = np.concatenate([signal, np.tile(g, (signal_states, 1))], axis=1)
+    features = _kernels.matmul(parts, Q.T)
+    features /= np.max(np.linalg.norm(features, axis=1))
+    # Kronecker products are entrywise (no sums): the same bits on every machine.
+    P = np.stack([np.kron(X_i, Y) for X_i in X])
+    B_star = np.ascontiguousarray(Q[:, :rank])
+    theta = _kernels.matmul(heads, B_star.T)
     rewards = _bellman_difference(P, _kernels.matmul(theta, features.T))
     rewards += J[:, None]
     return Problem(P=P, rewards=rewards, features=features,

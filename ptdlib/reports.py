@@ -56,6 +56,8 @@ INDEX = "index.html"
 README = "README.md"
 MANIFEST = "manifest.json"
 MANIFEST_SCHEMA = 1
+#: Folder of the committed evidence stores (`ptdlib.evidence`), relative to the project root.
+EVIDENCE_FOLDER = "evidence"
 FIGURE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
 
 
@@ -131,9 +133,20 @@ def ptdlib_source_hash(package_dir: Path | None = None) -> str:
     return digest.hexdigest()
 
 
+def project_root() -> Path:
+    """``$PTD_ROOT`` if set (`ptd run` sets it for the kernels), else the folder holding the
+    ``ptdlib`` package (the project)."""
+    return Path(os.environ.get("PTD_ROOT") or Path(__file__).resolve().parents[1])
+
+
+def evidence_store_path(root: Path, stem: str) -> Path:
+    """``<root>/evidence/<stem>.parquet``: where a notebook's committed evidence store lives."""
+    return root / EVIDENCE_FOLDER / f"{stem}.parquet"
+
+
 def evidence_hash(root: Path, stem: str) -> str | None:
-    """SHA-256 of the notebook's committed evidence store ``evidence/<stem>.parquet``, if any."""
-    store = root / "evidence" / f"{stem}.parquet"
+    """SHA-256 of the notebook's committed evidence store, if it has one."""
+    store = evidence_store_path(root, stem)
     return file_hash(store) if store.exists() else None
 
 

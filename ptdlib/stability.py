@@ -310,9 +310,12 @@ class MeanPathJacobian:
 
     @property
     def decay_rate(self) -> float:
-        """kappa = 2 min_j Re(-lambda_j): the mean path's squared error decays like
-        exp(-kappa sum_t alpha_t) near x* (the kappa of `theory.inverse_time_rate_condition`;
-        alpha_0 kappa > 1 is also what `subspace_error_constant` needs)."""
+        """kappa = 2 min_j Re(-lambda_j), the decay rate of the mean path's squared error.
+
+        Near x* the squared error decays like exp(-kappa sum_t alpha_t); this is the kappa of
+        `theory.inverse_time_rate_condition`, and alpha_0 kappa > 1 is also what
+        `subspace_error_constant` needs.
+        """
         return float(2.0 * np.min(-self.eigenvalues.real))
 
     @property

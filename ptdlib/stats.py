@@ -74,6 +74,7 @@ __all__ = [
     "mean_over_instances",
     "mean_t_interval",
     "paired_ratio_interval",
+    "paired_ratio_over_instances",
     "proportion_interval",
     "tail_mean",
 ]
@@ -709,12 +710,42 @@ def paired_ratio_interval(numerator: ArrayLike, denominator: ArrayLike, *,
     """
     a = as_float_array(numerator, "numerator", ndim=1)
     b = as_float_array(denominator, "denominator", ndim=1)
+    # Each seed its own instance: the instance means are the seeds' log ratios.
+    return paired_ratio_over_instances(a[:, None], b[:, None], level=level)
+
+
+def paired_ratio_over_instances(numerator: ArrayLike, denominator: ArrayLike, *,
+                                level: float = 0.95) -> MeanInterval:
+    """Geometric-mean ratio of paired samples over problem instances, with a t interval.
+
+    Parameters
+    ----------
+    numerator, denominator : (n_instances, n_seeds)
+        Positive values paired by instance and seed (two methods on the same problems and the
+        same sample paths); at least 2 instances.
+    level : float in (0, 1)
+        Confidence level.
+
+    Returns
+    -------
+    MeanInterval
+        On the ratio scale; ``n`` is the number of instances (the unit of replication) and
+        ``sem`` that of the mean log ratio.
+
+    Notes
+    -----
+    l_k = mean_s log(a_ks / b_ks) per instance; ratio = exp(mean_k l_k), interval
+    exp(mean_k l_k +- t_{(1+level)/2, K-1} sd_k(l_k) / sqrt(K)) (module docstring).
+    """
+    a = as_float_array(numerator, "numerator", ndim=2)
+    b = as_float_array(denominator, "denominator", ndim=2)
     if a.shape != b.shape or np.any(a <= 0) or np.any(b <= 0):
         raise ValueError(f"numerator and denominator must be positive and paired (equal shapes); "
-                         f"got {a.shape} and {b.shape}, min {a.min():.3g} and {b.min():.3g}")
-    log_ratio = mean_t_interval(np.log(a / b), level=level)
-    return MeanInterval(float(np.exp(log_ratio.mean)), float(np.exp(log_ratio.low)),
-                        float(np.exp(log_ratio.high)), log_ratio.sem, log_ratio.n, level)
+                         f"got {a.shape} and {b.shape}")
+    log_ratio = mean_over_instances(np.log(a / b)[:, :, None], level=level)
+    return MeanInterval(float(np.exp(log_ratio.mean[0])), float(np.exp(log_ratio.low[0])),
+                        float(np.exp(log_ratio.high[0])), float(log_ratio.sem[0]),
+                        log_ratio.n, level)
 
 
 def bootstrap_loglog_slope_of_excess(x: ArrayLike, y_by_seed: ArrayLike,

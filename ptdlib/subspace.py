@@ -336,7 +336,7 @@ def haar_orthonormal(dim: int, rank: int, rng: RngLike,
     if not isinstance(batch, tuple) or any(
             isinstance(s, bool) or not isinstance(s, int | np.integer) or s < 0 for s in batch):
         raise ValueError(f"size must be a non-negative int or a tuple of them; got {size!r}")
-    from ptdlib import _kernels
+    from ptdlib import _kernels  # numba loads only when a basis is drawn (as for distances)
 
     G = np.random.default_rng(rng).standard_normal((*batch, dim, rank))
     # The compiled Gram-Schmidt QR, not LAPACK's: the same bits on every machine.

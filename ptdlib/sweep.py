@@ -10,6 +10,7 @@ A sweep spec is a YAML mapping with three keys::
       dim: 6
       rank: 2
       pool: 64            # optional: agent i uses pool agent i mod 64 (Problem.from_pool)
+      # signal_states: 8  # optional: problems.product_chain_problem instead (with coupling)
       seed: 0             # the problem's rng (the same problem for every simulation seed)
     run:                  # arguments of simulate.run; a list is a grid axis
       algorithm: [personalized, local]
@@ -84,7 +85,11 @@ PROBLEM_FIELDS: dict[str, tuple[type, Any, str]] = {
     "laziness": (float, 0.0, "lazy"), "reward_noise": (float, 0.0, "nonneg"),
     "misspecification": (float, 0.0, "nonneg"), "head_spread": (float, 1.0, "unit"),
     "balanced_heads": (bool, False, ""), "pool": (int, None, "pos"), "seed": (int, 0, "nonneg"),
+    "signal_states": (int, None, "pos"), "coupling": (float, 0.0, "unit"),
 }
+#: Fields of the shared-subspace family that the product-chain family fixes (and their values).
+PRODUCT_FIXED = {"laziness": 0.0, "misspecification": 0.0, "head_spread": 1.0,
+                 "balanced_heads": True, "pool": None}
 RUN_FIELDS: dict[str, tuple[type, Any, str]] = {
     "algorithm": (str, "personalized", ""), "steps": (int, ..., "pos"),
     "step_size": (float, ..., "gt0"), "record_every": (int, None, "pos"),
@@ -291,12 +296,27 @@ def build_problem(problem: Mapping[str, Any]) -> Problem:
 
     ``shared_subspace_problem(pool or n_agents, ..., rng=seed)``, replicated to ``n_agents`` by
     `Problem.from_pool` when ``pool`` is set (for ``n_agents <= pool`` that is the pool's first
-    agents, i.e. `Problem.subset`). Fields left out take their defaults (`PROBLEM_FIELDS`).
+    agents, i.e. `Problem.subset`). With ``signal_states`` set, ``product_chain_problem`` (the
+    misalignment family: ``coupling`` sets chi; the fields of `PRODUCT_FIXED` must keep their
+    values). Fields left out take their defaults (`PROBLEM_FIELDS`).
     """
     from ptdlib import problems
 
     p = {name: default for name, (_, default, _) in PROBLEM_FIELDS.items()
          if default is not ...} | dict(problem)
+    signal_states, coupling = p.pop("signal_states"), p.pop("coupling")
+    if signal_states is not None:
+        fixed = {name: p[name] for name, value in PRODUCT_FIXED.items() if p[name] != value}
+        if fixed:
+            raise ValueError(f"sweep spec: the product-chain family (signal_states set) fixes "
+                             f"{PRODUCT_FIXED}; got {fixed}")
+        return problems.product_chain_problem(
+            p["n_agents"], p["n_states"], p["dim"], p["rank"], signal_states=signal_states,
+            coupling=coupling, heterogeneity=p["heterogeneity"],
+            reward_noise=p["reward_noise"], rng=p["seed"])
+    if coupling != 0.0:
+        raise ValueError(f"sweep spec: problem.coupling needs problem.signal_states (the "
+                         f"product-chain family); got coupling={coupling}")
     size, pool, seed = p.pop("n_agents"), p.pop("pool"), p.pop("seed")
     base = problems.shared_subspace_problem(pool or size, p.pop("n_states"), p.pop("dim"),
                                             p.pop("rank"), rng=seed, **p)

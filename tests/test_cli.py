@@ -198,7 +198,7 @@ def test_a_crashing_notebook_leaves_the_previous_report(copy: Path) -> None:
 
 
 def _fake_execute(write_summary: bool):
-    def execute(plan: cli.RunPlan, staging: Path, root: Path) -> None:
+    def execute(plan: cli.RunPlan, staging: Path) -> None:
         shutil.copy(plan.notebook, staging / f"{plan.stem}.ipynb")
         (staging / "line.png").write_bytes(b"partial")
         if write_summary:
@@ -211,8 +211,8 @@ def test_an_interrupted_run_leaves_the_previous_report(copy: Path,
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     before = _tree(copy / "reports")
 
-    def interrupted(plan: cli.RunPlan, staging: Path, root: Path) -> None:
-        _fake_execute(write_summary=False)(plan, staging, root)
+    def interrupted(plan: cli.RunPlan, staging: Path) -> None:
+        _fake_execute(write_summary=False)(plan, staging)
         raise KeyboardInterrupt
 
     monkeypatch.setattr(cli, "_execute", interrupted)
@@ -255,7 +255,7 @@ def test_a_passing_run_exits_0_and_out_redirects_the_reports(
 
 def test_a_known_failure_alone_exits_0(copy: Path, tmp_path: Path,
                                        monkeypatch: pytest.MonkeyPatch) -> None:
-    def known_failure(plan: cli.RunPlan, staging: Path, root: Path) -> None:
+    def known_failure(plan: cli.RunPlan, staging: Path) -> None:
         shutil.copy(plan.notebook, staging / f"{plan.stem}.ipynb")
         table = checks.CheckTable()
         table.add(checks.check_true("flat", "the line is flat", False, kind="claim"))
@@ -275,8 +275,8 @@ def test_a_summary_naming_another_notebook_is_an_error(copy: Path,
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     before = _tree(copy / "reports" / "bad")
 
-    def copied_notebook(plan: cli.RunPlan, staging: Path, root: Path) -> None:
-        _fake_execute(write_summary=True)(plan, staging, root)
+    def copied_notebook(plan: cli.RunPlan, staging: Path) -> None:
+        _fake_execute(write_summary=True)(plan, staging)
         summary = json.loads((staging / "summary.json").read_text())
         (staging / "summary.json").write_text(json.dumps({**summary, "notebook": "good"}))
 
@@ -291,8 +291,8 @@ def test_an_error_after_a_passing_summary_is_not_a_check_failure(
         copy: Path, monkeypatch: pytest.MonkeyPatch, ename: str) -> None:
     before = _tree(copy / "reports" / "good")
 
-    def late_error(plan: cli.RunPlan, staging: Path, root: Path) -> None:
-        _fake_execute(write_summary=True)(plan, staging, root)
+    def late_error(plan: cli.RunPlan, staging: Path) -> None:
+        _fake_execute(write_summary=True)(plan, staging)
         raise PapermillExecutionError(3, 3, "", ename, "late", [])
 
     monkeypatch.setattr(cli, "_execute", late_error)
@@ -367,9 +367,42 @@ def test_the_kernel_sees_the_project_root(tmp_path: Path, monkeypatch: pytest.Mo
                         lambda *args, **kwargs: seen.append(os.environ.get("PTD_ROOT")))
     monkeypatch.delenv("PTD_ROOT", raising=False)
     plan = cli.RunPlan(tmp_path / "x.ipynb", "quick", {}, {})
-    cli._execute(plan, tmp_path, tmp_path / "project")
+    with cli._project_root_for_kernels(tmp_path / "project"):
+        cli._execute(plan, tmp_path)
     assert seen == [str(tmp_path / "project")]  # set while the kernel runs...
     assert "PTD_ROOT" not in os.environ  # ...and restored afterwards
+
+
+def test_jobs_give_the_reports_of_a_run_one_at_a_time(project: Outcome, tmp_path: Path) -> None:
+    # Real executions in two worker processes (each with its own working directory): every
+    # file a notebook writes equals the sequential run's, except the runner's `run` block.
+    out_dir = tmp_path / "parallel"
+    code, out, _ = run_cli(["run", "--root", str(project.root), "--out", str(out_dir),
+                            "--profile", "paper", "-p", "alpha", "1e-3", "--jobs", "2"])
+    assert code == 1 and "good: PASSED" in out and "bad: FAILED" in out
+
+    def written(folder: Path) -> dict[str, object]:
+        files = {name: data for name, data in _tree(folder).items()
+                 if name.endswith((".png", ".json"))}
+        summary = json.loads(files.pop("summary.json"))
+        summary.pop("run")
+        return {**files, "summary.json": summary}
+
+    for stem in ("good", "bad"):
+        assert written(out_dir / stem) == written(project.root / "reports" / stem), stem
+
+
+def test_job_workers_limit_the_kernels_threads(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in cli.THREAD_VARIABLES:
+        monkeypatch.setenv(name, "8")  # restored after the test
+    cli._limit_threads("1")
+    assert {name: os.environ[name] for name in cli.THREAD_VARIABLES} == dict.fromkeys(
+        cli.THREAD_VARIABLES, "1")
+
+
+def test_jobs_must_be_positive(copy: Path) -> None:
+    code, _, err = run_cli(["run", "--root", str(copy), "--jobs", "0"])
+    assert code == 2 and "--jobs must be >= 1; got 0" in err
 
 
 @pytest.mark.slow

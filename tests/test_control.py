@@ -74,7 +74,8 @@ def test_not_a_problem_is_rejected() -> None:
 
 
 def test_divergence_is_reported_with_its_step(planted) -> None:
-    with pytest.raises(ValueError, match=r"independent learner diverged at step \d+"):
+    with pytest.raises(control.LearnerDiverged,
+                       match=r"independent learner diverged at step \d+"):
         control.run_learner(planted, "independent", quick(alpha=200.0, steps=200), [0])
 
 

@@ -20,6 +20,7 @@ from ptdlib.problems import (
     hypercube_hamming_lumped,
     lazy_cycle,
     lazy_hypercube,
+    product_chain_problem,
     random_dense_chain,
     random_features,
     shared_subspace_problem,
@@ -606,3 +607,78 @@ def test_balanced_heads_bad_input(kwargs: dict, match: str) -> None:
 def test_balanced_heads_need_as_many_agents_as_the_rank() -> None:
     with pytest.raises(ValueError, match="n_agents >= rank"):
         shared_subspace_problem(3, 10, 6, 4, balanced_heads=True, rng=0)
+
+
+# --- product_chain_problem: the misalignment family -------------------------------------------
+
+PRODUCT = {"n_agents": 5, "n_states": 24, "dim": 6, "rank": 2, "signal_states": 4}
+
+
+@pytest.mark.parametrize("heterogeneity", [0.0, 0.5, 1.0])
+def test_product_chains_without_coupling_keep_span_b_star_invariant(heterogeneity: float) -> None:
+    # chi = 0 exactly in theory (the parts are independent): round-off only, against chi > 0
+    # for the coupled kernel of the same draw.
+    free = product_chain_problem(**PRODUCT, heterogeneity=heterogeneity, rng=4)
+    coupled = product_chain_problem(**PRODUCT, coupling=1.0, heterogeneity=heterogeneity, rng=4)
+    scale = max(np.linalg.norm(A, 2) for A in coupled.A)
+    assert free.misalignment < EXACT * scale
+    assert coupled.misalignment > 1e-3 * scale
+
+
+def test_product_chain_misalignment_grows_with_the_coupling() -> None:
+    chi = [product_chain_problem(**PRODUCT, coupling=c, rng=5).misalignment
+           for c in (0.0, 0.1, 0.4, 1.0)]
+    assert np.all(np.diff(chi) > 0)
+
+
+def test_product_chain_kernel_is_a_product_at_every_coupling() -> None:
+    # P[(x, y), (x', y')] = X_i[x, x'] Y[y, y']: the nuisance part moves alike from every x and
+    # in every agent (Y is shared), the signal part alike from every y; the coupling is in the
+    # features only.
+    problem = product_chain_problem(**PRODUCT, coupling=0.7, rng=6)
+    n_x, n_y = 4, 6
+    P = problem.P.reshape(5, n_x, n_y, n_x, n_y)
+    Y = P.sum(axis=3)  # (agent, x, y, y')
+    assert np.allclose(Y, Y[:1, :1], atol=EXACT)
+    X = P.sum(axis=4)  # (agent, x, y, x')
+    assert np.allclose(X, X[:, :, :1], atol=EXACT)
+    assert not np.allclose(X[0], X[1])  # heterogeneous signal kernels (h = 0.5)
+    assert np.allclose(P, np.einsum("nax,by->nabxy", X[:, :, 0], Y[0, 0]), atol=EXACT)
+
+
+def test_product_chain_is_planted_exactly() -> None:
+    problem = product_chain_problem(**PRODUCT, coupling=0.3, reward_noise=0.2, rng=7)
+    solved = td.td_fixed_point(problem.P, problem.rewards, problem.features)
+    assert np.allclose(solved, problem.theta_star, atol=EXACT)
+    assert np.allclose(problem.theta_star, problem.heads_star @ problem.B_star.T, atol=EXACT)
+    assert np.allclose(td.average_reward(problem.P, problem.rewards), problem.average_reward,
+                       atol=EXACT)
+    assert problem.head_diversity == pytest.approx(HEAD_NORM**2 / 2)
+    assert np.max(np.linalg.norm(problem.features, axis=1)) == pytest.approx(1.0)
+    assert problem.reward_noise == 0.2
+
+
+def test_product_chain_common_random_numbers_across_the_knobs() -> None:
+    base = product_chain_problem(**PRODUCT, rng=8)
+    for knobs, same in (({"coupling": 0.7}, ("P", "B_star", "heads_star", "average_reward")),
+                        ({"heterogeneity": 1.0}, ("features", "B_star", "heads_star",
+                                                  "average_reward")),
+                        ({"reward_noise": 1.0}, ("P", "rewards", "features", "B_star"))):
+        other = product_chain_problem(**PRODUCT, **knobs, rng=8)
+        for name in same:
+            assert np.array_equal(getattr(base, name), getattr(other, name)), (knobs, name)
+
+
+@pytest.mark.parametrize(("kwargs", "match"), [
+    ({"n_states": 25}, "n_states = signal_states"),
+    ({"signal_states": 2, "n_states": 12}, "signal_states >= rank"),
+    ({"signal_states": 6, "n_states": 24}, "nuisance states >= dim - rank"),
+    ({"rank": 6}, "rank < dim"),
+    ({"n_agents": 1}, "n_agents must be >= rank"),
+    ({"coupling": 1.5}, "coupling"),
+    ({"heterogeneity": -0.1}, "heterogeneity"),
+])
+def test_product_chain_bad_input(kwargs: dict, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        product_chain_problem(**(PRODUCT | kwargs), rng=0)
+

@@ -335,6 +335,34 @@ def test_paired_ratio_interval_rejects_bad_input(a, b, match) -> None:
         stats.paired_ratio_interval(a, b)
 
 
+def test_paired_ratio_over_instances_known_answer() -> None:
+    # Instance k's seeds give log ratios whose mean is l_k = log 2, log 4, log 8 (the seeds of an
+    # instance are averaged first); the interval is a t interval over the 3 instance means.
+    b = np.array([[1.0, 2.0], [1.0, 1.0], [3.0, 1.0]])
+    a = b * np.array([[1.0, 4.0], [4.0, 4.0], [4.0, 16.0]])
+    interval = stats.paired_ratio_over_instances(a, b)
+    levels = np.log([2.0, 4.0, 8.0])
+    half = scipy_stats.t.ppf(0.975, 2) * levels.std(ddof=1) / np.sqrt(3)
+    assert interval.mean == pytest.approx(4.0)
+    assert (interval.low, interval.high) == pytest.approx((4.0 * np.exp(-half), 4.0 * np.exp(half)))
+    assert interval.n == 3
+    # A per-(instance, seed) factor common to both methods cancels exactly.
+    scale = np.array([[1.0, 7.0], [50.0, 0.1]])
+    tight = stats.paired_ratio_over_instances(0.5 * scale, scale)
+    assert (tight.low, tight.mean, tight.high) == pytest.approx((0.5, 0.5, 0.5))
+
+
+@pytest.mark.parametrize(("a", "b", "match"), [
+    (np.ones((2, 3)), np.ones((3, 2)), "paired"),
+    (np.array([[1.0, 0.0], [1.0, 1.0]]), np.ones((2, 2)), "positive"),
+    (np.ones(3), np.ones(3), "dimension"),
+    (np.ones((1, 3)), np.ones((1, 3)), "at least 2"),
+])
+def test_paired_ratio_over_instances_rejects_bad_input(a, b, match) -> None:
+    with pytest.raises(ValueError, match=match):
+        stats.paired_ratio_over_instances(a, b)
+
+
 def test_loglog_slope_of_excess_recovers_a_power_law_above_a_baseline() -> None:
     # Group means differ by exactly 0.01 x^2 (the seed offsets cancel in each full group), so the
     # slope is 2; the offsets (<= 0.002, vs an excess >= 0.04) move a resampled log excess by at

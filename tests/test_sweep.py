@@ -325,3 +325,30 @@ def test_the_paper_profiles_of_the_sweep_notebooks_use_a_store(stem: str) -> Non
     assert declared["sweep_store"].default == ""  # quick profile and nbval: in this process
     paper = notebook_params.load_profile(notebooks / "params" / f"{stem}.paper.yaml", declared)
     assert paper["sweep_store"] == f"sweeps/results/{stem}"  # relative: under $PTD_ROOT
+
+
+def test_signal_states_builds_the_product_chain_family() -> None:
+    from ptdlib import problems
+
+    fields = {"n_agents": 5, "n_states": 24, "dim": 6, "rank": 2, "signal_states": 4,
+              "coupling": 0.5, "heterogeneity": 0.25, "reward_noise": 0.1,
+              "balanced_heads": True, "seed": 3}
+    cell = sweep.parse_spec({"problem": fields, "run": {"steps": 10, "step_size": 0.1},
+                             "seeds": 1}).cells()[0]
+    built = sweep.build_problem(cell.problem)
+    direct = problems.product_chain_problem(5, 24, 6, 2, signal_states=4, coupling=0.5,
+                                            heterogeneity=0.25, reward_noise=0.1, rng=3)
+    for name in ("P", "rewards", "features", "B_star", "heads_star"):
+        assert np.array_equal(getattr(built, name), getattr(direct, name)), name
+
+
+@pytest.mark.parametrize(("extra", "match"), [
+    ({"coupling": 0.5}, "coupling needs problem.signal_states"),
+    ({"signal_states": 4, "laziness": 0.5, "balanced_heads": True}, "fixes"),
+    ({"signal_states": 4}, "fixes"),  # the family's heads are balanced: say so in the spec
+])
+def test_problem_family_fields_are_checked(extra: dict, match: str) -> None:
+    fields = {"n_agents": 5, "n_states": 24, "dim": 6, "rank": 2} | extra
+    with pytest.raises(ValueError, match=match):
+        sweep.build_problem(fields)
+
