@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test lint reports notebooks evidence bench sweep-showcase clean
+.PHONY: test lint reports book notebooks evidence bench sweep-showcase clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,11 +26,16 @@ PYTEST_ARGS ?=
 test: lint
 	$(BIN)/python -m pytest -n 2 --dist loadfile $(PYTEST_ARGS)
 
-# Every notebook with its paper profile into reports/<stem>/, then the index (ptd run rebuilds it).
-# Exits 1 if a check fails unexpectedly (or a registered known failure passes); known failures
-# are listed and marked KNOWN FAIL, and do not fail the run.
+# Every notebook with its paper profile into reports/<stem>/, the index (ptd run rebuilds it),
+# then the book reports/site/. Exits 1 if a check fails unexpectedly (or a registered known
+# failure passes); known failures are listed and marked KNOWN FAIL, and do not fail the run.
 reports: $(STAMP)
 	$(BIN)/python -m ptdlib.cli run --profile paper --jobs 2
+	$(BIN)/python -m ptdlib.cli book
+
+# The book alone, from the executed notebooks already in reports/ (nothing is re-executed).
+book: $(STAMP)
+	$(BIN)/python -m ptdlib.cli book
 
 # Refresh the quick-profile outputs committed in notebooks/ (what nbval compares).
 notebooks: $(STAMP)

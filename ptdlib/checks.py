@@ -96,6 +96,7 @@ __all__ = [
     "check_ratio",
     "check_slope",
     "check_true",
+    "claim_verdict",
     "collect_provenance",
     "format_table",
     "format_value",
@@ -615,6 +616,36 @@ def notebook_status(verdicts: Iterable[Verdict]) -> str:
     return KNOWN_FAILURES if any(v.known_failure is not None for v in verdicts) else PASSED
 
 
+@dataclass(frozen=True)
+class ClaimVerdict:
+    """The verdict of a notebook's headline claim, from its claim checks.
+
+    ``status`` is ``passed``, ``known failure`` or ``failed``; ``reasons`` maps each known
+    failure (or failing check) to its one-line reason.
+    """
+
+    status: str
+    passed: int
+    total: int
+    reasons: dict[str, str]
+
+
+def claim_verdict(verdicts: Iterable[Verdict]) -> ClaimVerdict:
+    """Judge a headline claim by the notebook's ``claim`` checks (all its checks if it has none).
+
+    Failed if any of them fails the notebook (FAIL or UNEXPECTED PASS), a known failure if any is
+    a registered known failure, passed otherwise.
+    """
+    verdicts = list(verdicts)
+    judged = [v for v in verdicts if v.kind == "claim"] or verdicts
+    failing = {v.name: verdict_text(v) for v in judged if fails_notebook(v)}
+    known = {v.name: str(v.known_failure) for v in judged
+             if verdict_text(v) == "KNOWN FAIL"}
+    status = "failed" if failing else "known failure" if known else "passed"
+    passed = sum(verdict_text(v) == "PASS" for v in judged)
+    return ClaimVerdict(status, passed, len(judged), failing or known)
+
+
 def kind_counts(verdicts: Iterable[Verdict]) -> dict[str, dict[str, int]]:
     """Per kind (claims first): checks, passed, known failures, failed (as in `verdict_text`)."""
     counts = {kind: {"checks": 0, "passed": 0, "known_failures": 0, "failed": 0}
@@ -708,7 +739,8 @@ def collect_provenance(seeds: Iterable[int]) -> dict[str, Any]:
 
 def write_summary(path: str | Path, notebook: str, verdicts: Iterable[Verdict],
                   parameters: Mapping[str, Any] | Any, provenance: Mapping[str, Any], *,
-                  figures: Iterable[Mapping[str, Any]] = ()) -> Path:
+                  figures: Iterable[Mapping[str, Any]] = (), claim: str = "",
+                  quoted: Mapping[str, Any] | None = None) -> Path:
     """Write ``summary.json``: the verdicts, parameters, provenance and figures of one notebook.
 
     Keys are sorted and floats kept to 12 significant digits, so equal results give equal files.
@@ -716,7 +748,8 @@ def write_summary(path: str | Path, notebook: str, verdicts: Iterable[Verdict],
     :func:`notebook_status`; ``n_failed`` counts the checks that fail the notebook (FAIL and
     UNEXPECTED PASS), ``n_known_failures`` the KNOWN FAIL ones, ``counts`` the same per kind
     (`kind_counts`); each check carries its ``kind``, its ``known_failure`` reason (or null) and
-    its ``verdict_text``.
+    its ``verdict_text``. ``claim`` is the notebook's headline claim and ``quoted`` the numbers
+    its reading cells quote (``reports.NotebookOutput.reading``).
     """
     verdicts = list(verdicts)
     summary = {
@@ -731,6 +764,8 @@ def write_summary(path: str | Path, notebook: str, verdicts: Iterable[Verdict],
         "parameters": parameters,
         "provenance": provenance,
         "figures": list(figures),
+        "claim": claim,
+        "quoted": dict(quoted or {}),
     }
     target = Path(path)
     write_json_atomic(target, summary)

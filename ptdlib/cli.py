@@ -29,12 +29,13 @@ The notebook protocol
    ``out.save_figure(fig, "name", caption=...)`` and, in its last cell, first any
    ``table.expect_failure(name, reason)``, then ``out.write_summary(table, config)`` and then
    ``table.assert_all()``. With ``output_dir = ""`` (interactive use, nbval) nothing is written.
-4. The runner then exports HTML, adds a ``run`` block (profile, overrides, parameters, wall time,
+4. The runner then adds a ``run`` block (profile, overrides, parameters, wall time,
    git commit, source hashes) to ``summary.json`` and swaps the folder in as ``reports/<stem>/``.
    A notebook whose checks fail (AssertionError with a written summary) is swapped in and marked
    failed, one whose only failures are known failures is marked ``known failures`` and counts as
    passed; a notebook that errors otherwise, or a run interrupted midway, leaves the previous
-   report untouched. Finally ``index.html``, ``README.md`` and ``manifest.json`` are rebuilt.
+   report untouched. Finally ``index.html``, ``README.md`` and ``manifest.json`` are rebuilt;
+   ``ptd book`` (``ptdlib.book``) then builds the site ``reports/site/`` from the reports.
 5. A run killed outright (SIGKILL) cannot clean up, so the next ``ptd run`` first removes the
    staging folders ``.staging-*`` and ``swap_in``'s backups ``.old-*`` left in the reports folder.
    Not supported: two ``ptd run`` on one reports folder at once (each removes the other's staging).
@@ -186,9 +187,7 @@ def _execute(plan: RunPlan, staging: Path) -> None:
 
 
 def _finish_notebook(executed: Path, plan: RunPlan, root: Path) -> None:
-    """Replace papermill's absolute paths by project-relative ones, then export HTML."""
-    from nbconvert import HTMLExporter
-
+    """Replace papermill's absolute paths by project-relative ones."""
     nb = nbformat.read(str(executed), as_version=4)
     meta = nb.metadata.get("papermill", {})
     source = plan.notebook.resolve()
@@ -196,8 +195,6 @@ def _finish_notebook(executed: Path, plan: RunPlan, root: Path) -> None:
                           if source.is_relative_to(root.resolve()) else source.name)
     meta["output_path"] = executed.name
     nbformat.write(nb, str(executed))
-    body, _ = HTMLExporter(template_name="lab").from_notebook_node(nb)
-    executed.with_suffix(".html").write_text(body, encoding="utf-8")
 
 
 def _verdicts(summary: dict[str, Any]) -> list[checks.Verdict]:
@@ -422,6 +419,20 @@ def command_report(args: argparse.Namespace, root: Path) -> int:
     return EXIT_FAILED if any(e.status == "failed" for e in entries) else EXIT_OK
 
 
+def command_book(args: argparse.Namespace, root: Path) -> int:
+    """``ptd book``: build the site ``reports/site/`` from the reports (`ptdlib.book`)."""
+    from ptdlib import book  # deferred: Sphinx is a slow import that only the book needs
+
+    reports_dir = (args.out or root / "reports").resolve()
+    try:
+        result = book.build_book(root, reports_dir=reports_dir, quiet=not args.verbose)
+    except book.BookError as exc:
+        raise BadInput(str(exc)) from exc
+    print(f"{result.site / 'index.html'}: {result.pages} pages, "
+          f"{result.size_bytes / 2**20:.1f} MiB, built in {result.seconds:.1f} s")
+    return EXIT_OK
+
+
 def command_sweep(args: argparse.Namespace, root: Path) -> int:
     """``ptd sweep``: run a spec's missing cells (`ptdlib.sweep`); exit 1 if a cell failed."""
     from ptdlib import sweep  # deferred: dask is a slow import that only `ptd sweep` needs
@@ -480,9 +491,15 @@ def build_parser() -> argparse.ArgumentParser:
                      help="notebooks executed at once, each in its own kernel (default 1)")
     run.add_argument("--out", type=Path, default=None, help="reports folder (default reports/)")
     run.set_defaults(handler=command_run)
-    report = commands.add_parser("report", parents=[common], help="rebuild reports/index.html")
+    report = commands.add_parser("report", parents=[common],
+                                 help="rebuild reports/README.md, index.html and manifest.json")
     report.add_argument("--out", type=Path, default=None, help="reports folder")
     report.set_defaults(handler=command_report)
+    book = commands.add_parser("book", parents=[common],
+                               help="build the book reports/site/ from the reports")
+    book.add_argument("--out", type=Path, default=None, help="reports folder (default reports/)")
+    book.add_argument("-v", "--verbose", action="store_true", help="show Sphinx's progress")
+    book.set_defaults(handler=command_book)
     sweep = commands.add_parser("sweep", parents=[common], help="run a parameter sweep")
     sweep.add_argument("spec", type=Path, metavar="SPEC.yaml", help="sweep spec (ptdlib.sweep)")
     sweep.add_argument("--out", type=Path, default=None,

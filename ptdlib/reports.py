@@ -2,15 +2,18 @@
 
 Primer
 ------
-``reports/<stem>/`` holds one executed notebook: ``<stem>.ipynb``, ``<stem>.html``, its PNG
-figures and ``summary.json`` (schema in ``ptdlib.checks.write_summary``, plus a ``run`` block
+``reports/<stem>/`` holds one executed notebook: ``<stem>.ipynb``, its PNG figures and
+``summary.json`` (schema in ``ptdlib.checks.write_summary``, plus a ``run`` block
 added by ``ptd run``: profile, overrides, wall time, git commit and the source hashes below).
 Inside a notebook, :class:`NotebookOutput` is the only writer: it saves figures and the summary
 into the ``output_dir`` parameter, and writes nothing when ``output_dir == ""`` (interactive use,
-nbval). From the summaries, :func:`write_index` builds ``reports/index.html`` (one row per check
-with its verdict, PASS, FAIL, KNOWN FAIL with its reason or UNEXPECTED PASS; key figures,
-provenance), ``reports/README.md`` (the same in Markdown) and ``reports/manifest.json``, which
-records for every report the SHA-256 of the notebook's source
+nbval). A notebook's "Reading the results" cells are computed: :meth:`NotebookOutput.reading`
+fills a Markdown template with the run's numbers and records them in the summary (``quoted``).
+From the summaries, :func:`write_index` builds ``reports/README.md`` (claims first: per notebook
+its headline claim, the verdict of its claim checks and its headline figure; then one row per
+check with its verdict, PASS, FAIL, KNOWN FAIL with its reason or UNEXPECTED PASS; provenance),
+``reports/index.html`` (which sends the reader to the book, ``ptdlib.book``) and
+``reports/manifest.json``, which records for every report the SHA-256 of the notebook's source
 (``notebook_params.notebook_source_hash``), of the ``ptdlib`` sources it ran against, of its
 evidence store ``evidence/<stem>.parquet`` if it has one (``ptdlib.evidence``) and of its
 summary. :func:`stale_report_sources` compares that manifest with the current sources.
@@ -36,14 +39,18 @@ from typing import TYPE_CHECKING, Any
 from ptdlib import checks, notebook_params
 
 if TYPE_CHECKING:
+    from IPython.display import Markdown
     from matplotlib.figure import Figure
 
 __all__ = [
     "NotebookOutput",
     "ReportEntry",
     "evidence_hash",
+    "headline_figure",
     "load_reports",
     "ptdlib_source_hash",
+    "quote_text",
+    "render_reading",
     "stale_report_sources",
     "swap_in",
     "write_index",
@@ -61,29 +68,96 @@ EVIDENCE_FOLDER = "evidence"
 FIGURE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
 
 
-class NotebookOutput:
-    """The notebook-side writer of ``<output_dir>/*.png`` and ``<output_dir>/summary.json``."""
+#: ``{{name}}`` or ``{{name:spec}}`` in a reading template: a measured number, formatted with the
+#: format spec (``format(value, spec)``; without one, four significant digits).
+PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_]\w*)\s*(?::([^{}]*))?\}\}")
 
-    def __init__(self, output_dir: str, notebook: str) -> None:
+
+def quote_text(value: Any, spec: str | None) -> str:
+    """How a quoted value reads in prose: ``format(value, spec)``; without a spec a number gets
+    four significant digits and a word (a verdict-dependent phrase) is itself."""
+    if spec:
+        return format(value, spec.strip())
+    return value if isinstance(value, str) else checks.format_value(value)
+
+
+def render_reading(template: str, values: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+    """Fill the ``{{name:spec}}`` placeholders of ``template`` with ``values``.
+
+    Returns the text and, per name, what summary.json records: the value, the spec and the text
+    it printed. Every placeholder needs a value and every value a placeholder, so a reading
+    cannot quote a number it was not given nor silently drop one it was.
+    """
+    quoted: dict[str, Any] = {}
+
+    def fill(match: re.Match[str]) -> str:
+        name, spec = match.group(1), match.group(2)
+        if name not in values:
+            raise ValueError(f"reading quotes {{{{{name}}}}} but no value {name}= was given")
+        text = quote_text(values[name], spec)
+        if name in quoted and quoted[name]["text"] != text:
+            raise ValueError(f"reading quotes {name} with two formats: {quoted[name]['text']!r} "
+                             f"and {text!r}")
+        quoted[name] = {"value": checks.json_value(values[name]), "spec": spec or "",
+                        "text": text}
+        return text
+
+    text = PLACEHOLDER.sub(fill, template)
+    unused = sorted(set(values) - set(quoted))
+    if unused:
+        raise ValueError(f"values given but not quoted in the reading: {', '.join(unused)}")
+    return text, quoted
+
+
+class NotebookOutput:
+    """The notebook-side writer of ``<output_dir>/*.png`` and ``<output_dir>/summary.json``.
+
+    ``claim`` is the notebook's headline claim, one sentence (Markdown with ``$...$`` math); the
+    book's landing page shows it with the notebook's verdict and its headline figure.
+    """
+
+    def __init__(self, output_dir: str, notebook: str, *, claim: str = "") -> None:
         self.notebook = notebook
+        self.claim = claim
         self.directory = Path(output_dir) if output_dir else None
         self.figures: list[dict[str, Any]] = []
+        self.quoted: dict[str, Any] = {}
         if self.directory is not None:
             self.directory.mkdir(parents=True, exist_ok=True)
 
     def save_figure(self, fig: Figure, name: str, *, caption: str = "",
-                    key: bool = True) -> Path | None:
-        """Save ``fig`` as ``<name>.png`` (``key`` figures are shown in the index)."""
+                    key: bool = True, headline: bool = False) -> Path | None:
+        """Save ``fig`` as ``<name>.png`` (``key`` figures are shown in the index, the one
+        ``headline`` figure next to the claim on the book's landing page)."""
         taken = any(f["file"] == f"{name}.png" for f in self.figures)
         if taken or not FIGURE_NAME.fullmatch(name):
             raise ValueError(f"figure name must be new and match {FIGURE_NAME.pattern}; "
                              f"got {name!r}")
-        self.figures.append({"file": f"{name}.png", "caption": caption, "key": key})
+        if headline and any(f["headline"] for f in self.figures):
+            raise ValueError(f"a notebook has one headline figure; {name!r} would be a second")
+        self.figures.append({"file": f"{name}.png", "caption": caption, "key": key or headline,
+                             "headline": headline})
         if self.directory is None:
             return None
         from ptdlib import plots  # deferred: `ptd report` builds indexes without matplotlib
 
         return plots.save_figure(fig, self.directory / f"{name}.png")
+
+    def reading(self, template: str, **values: Any) -> Markdown:
+        """The Markdown of a "Reading the results" cell, its measured numbers filled in.
+
+        ``template`` is Markdown whose numbers are placeholders ``{{name}}`` or
+        ``{{name:.2f}}`` (any format spec); ``values`` gives each one. The numbers and the text
+        they printed go into summary.json (``quoted``), so the prose always matches the run.
+        """
+        from IPython.display import Markdown  # deferred: only notebooks display
+
+        text, quoted = render_reading(template, values)
+        clash = sorted(k for k in quoted if k in self.quoted and self.quoted[k] != quoted[k])
+        if clash:
+            raise ValueError(f"quoted names must be unique in a notebook: {', '.join(clash)}")
+        self.quoted.update(quoted)
+        return Markdown(text)
 
     def write_summary(self, table: checks.CheckTable, parameters: Any, *,
                       seeds: list[int] | None = None) -> Path | None:
@@ -99,7 +173,8 @@ class NotebookOutput:
         if self.directory is None:
             return None
         return checks.write_summary(self.directory / SUMMARY, self.notebook, table, params,
-                                    provenance, figures=self.figures)
+                                    provenance, figures=self.figures, claim=self.claim,
+                                    quoted=self.quoted)
 
 
 def swap_in(staging: Path, target: Path) -> None:
@@ -216,16 +291,16 @@ def _provenance_rows(entry: ReportEntry) -> list[tuple[str, str]]:
     ]
 
 
-def _artifact_links(entry: ReportEntry, reports_dir: Path) -> list[tuple[str, str]]:
-    candidates = [(f"{entry.stem}/{entry.stem}.html", "executed notebook (HTML)"),
-                  (f"{entry.stem}/{entry.stem}.ipynb", "notebook (.ipynb)"),
-                  (f"{entry.stem}/{SUMMARY}", SUMMARY)]
-    return [(href, text) for href, text in candidates if (reports_dir / href).exists()]
+def _artifact_links(entry: ReportEntry) -> list[tuple[str, str]]:
+    return [(f"{entry.stem}/{entry.stem}.ipynb", "executed notebook"),
+            (f"{entry.stem}/{SUMMARY}", SUMMARY)]
 
 
-def _key_figures(entry: ReportEntry) -> list[Mapping[str, Any]]:
+def headline_figure(entry: ReportEntry) -> Mapping[str, Any] | None:
+    """The figure a notebook marked ``headline=True``, else its first key figure, else None."""
     figures = (entry.summary or {}).get("figures", [])
-    return [f for f in figures if f.get("key", True)]
+    marked = [f for f in figures if f.get("headline")] or [f for f in figures if f.get("key")]
+    return marked[0] if marked else None
 
 
 def _check_rows(entry: ReportEntry) -> list[tuple[str, str, str, str, str, str, str]]:
@@ -259,100 +334,61 @@ def _totals(entries: list[ReportEntry]) -> str:
             "without a report.")
 
 
-HTML_STYLE = """
-body { font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 72rem; color: #222; }
-table { border-collapse: collapse; margin: 1rem 0; }
-th, td { border: 1px solid #ccc; padding: 0.3rem 0.6rem; text-align: left; vertical-align: top; }
-th { background: #f3f3f3; }
-tr.pass td.verdict { color: #17692d; font-weight: bold; }
-tr.fail td.verdict { color: #b00020; font-weight: bold; }
-tr.known td.verdict { color: #8a5300; font-weight: bold; }
-td.verdict .reason { font-weight: normal; }
-figure { display: inline-block; margin: 0.5rem; max-width: 34rem; }
-figure img { max-width: 100%; border: 1px solid #ddd; }
-td.value { font-family: ui-monospace, monospace; white-space: nowrap; }
-"""
-# Lets a browser test (and a reader) see whether every figure decoded.
-HTML_IMAGE_PROBE = """<script>
-window.addEventListener("load", function () {
-  var images = Array.prototype.slice.call(document.images);
-  var loaded = images.filter(function (i) { return i.complete && i.naturalWidth > 0; });
-  document.body.setAttribute("data-images-loaded", loaded.length + "/" + images.length);
-});
-</script>"""
-
-
-#: Row style per verdict text; every other verdict (FAIL, UNEXPECTED PASS, NOT RUN) is "fail".
-ROW_CLASSES = {"PASS": "pass", "KNOWN FAIL": "known"}
-
-
-def _html_section(entry: ReportEntry, reports_dir: Path) -> list[str]:
-    e = html.escape
-    out = [f'<h2 id="nb-{e(entry.stem)}">{e(entry.stem)}: {e(entry.status)}</h2>']
-    links = _artifact_links(entry, reports_dir)
-    if links:
-        out.append("<p>" + " | ".join(f'<a href="{e(h)}">{e(t)}</a>' for h, t in links) + "</p>")
-    for fig in _key_figures(entry):
-        src = f"{entry.stem}/{fig['file']}"
-        caption = fig.get("caption") or fig["file"]
-        if (reports_dir / src).exists():
-            out.append(f'<figure><img src="{e(src)}" alt="{e(caption)}">'
-                       f"<figcaption>{e(caption)}</figcaption></figure>")
-        else:
-            out.append(f"<p>missing figure: {e(src)}</p>")
-    if entry.summary is not None:
-        out.append('<table class="provenance">')
-        out += [f"<tr><th>{e(k)}</th><td>{e(v)}</td></tr>" for k, v in _provenance_rows(entry)]
-        out.append("</table>")
-    return out
-
-
 def render_html(entries: list[ReportEntry], reports_dir: Path) -> str:
-    """The index page: totals, one table row per check, then figures and provenance per notebook."""
+    """``index.html``: sends the reader to the book (``site/index.html``, ``ptdlib.book``), with
+    the totals and a link to README.md for when the book has not been built."""
     e = html.escape
-    rows = []
-    for entry in entries:
-        for name, kind, claim, measured, expected, verdict, reason in _check_rows(entry):
-            css = ROW_CLASSES.get(verdict, "fail")
-            note = f' <span class="reason">({e(reason)})</span>' if reason else ""
-            rows.append(f'<tr class="{css}"><td><a href="#nb-{e(entry.stem)}">{e(entry.stem)}</a>'
-                        f"</td><td>{e(name)}</td><td>{e(kind)}</td><td>{e(claim)}</td>"
-                        f'<td class="value">{e(measured)}</td><td class="value">{e(expected)}</td>'
-                        f'<td class="verdict">{e(verdict)}{note}</td></tr>')
-    sections = [line for entry in entries for line in _html_section(entry, reports_dir)]
     return "\n".join([
         "<!DOCTYPE html>", '<html lang="en">', "<head>", '<meta charset="utf-8">',
-        "<title>ptd reports</title>", f"<style>{HTML_STYLE}</style>", "</head>",
-        '<body data-images-loaded="pending">', "<h1>ptd: theory checks</h1>",
+        '<meta http-equiv="refresh" content="0; url=site/index.html">',
+        "<title>ptd reports</title>", "</head>", "<body>",
+        "<h1>ptd: the paper's claims, checked</h1>",
         f'<p id="totals">{e(_totals(entries))}</p>',
-        '<table id="checks">', "<thead><tr><th>notebook</th><th>check</th><th>kind</th>"
-        "<th>claim</th>"
-        "<th>measured</th><th>expected</th><th>verdict</th></tr></thead>", "<tbody>", *rows,
-        "</tbody>", "</table>", *sections, HTML_IMAGE_PROBE, "</body>", "</html>", ""])
+        '<p>The reports are a book: <a href="site/index.html">site/index.html</a> (built by '
+        "<code>make book</code> or at the end of <code>make reports</code>); the same claims in "
+        'plain Markdown: <a href="README.md">README.md</a>.</p>', "</body>", "</html>", ""])
 
 
 def _md(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
+def _claim_lines(entry: ReportEntry) -> list[str]:
+    """A notebook's headline claim for README.md: sentence, verdict with reasons, figure, links."""
+    verdict = checks.claim_verdict(entry.verdicts)
+    lines = [f"### {entry.stem}: {verdict.status}", ""]
+    if entry.summary is None:
+        return [*lines, "No report yet: run `ptd run " + entry.stem + "`.", ""]
+    claim = entry.summary.get("claim") or "(this notebook states no headline claim)"
+    lines += [claim, "", f"**Verdict: {verdict.status}** ({verdict.passed} of {verdict.total} "
+              "checks pass)" + ("" if not verdict.reasons else ":"), ""]
+    lines += [f"- `{name}`: {_md(reason)}" for name, reason in verdict.reasons.items()]
+    figure = headline_figure(entry)
+    if figure is not None:
+        lines += ["", f"![{_md(figure.get('caption') or figure['file'])}]"
+                      f"({entry.stem}/{figure['file']})"]
+    return [*lines, "", " | ".join(f"[{t}]({h})" for h, t in _artifact_links(entry)), ""]
+
+
 def render_markdown(entries: list[ReportEntry], reports_dir: Path) -> str:
-    """README.md: the same content as the index page, in Markdown."""
-    lines = ["# ptd: theory checks", "", _totals(entries), "",
-             "| notebook | check | kind | claim | measured | expected | verdict |",
-             "|---|---|---|---|---|---|---|"]
+    """README.md, claims first like the book: each notebook's claim, verdict and headline
+    figure; then every check; then the provenance of each report."""
+    lines = ["# ptd: the paper's claims, checked", "", _totals(entries), "",
+             "The book (`site/index.html`, built by `make book`) shows the same with rendered "
+             "math and every chapter.", "", "## The claims", ""]
+    for entry in entries:
+        lines += _claim_lines(entry)
+    lines += ["## Every check", "",
+              "| notebook | check | kind | claim | measured | expected | verdict |",
+              "|---|---|---|---|---|---|---|"]
     for entry in entries:
         lines += [f"| {entry.stem} | {' | '.join(_md(c) for c in row)}"
                   f"{f' ({_md(reason)})' if reason else ''} |"
                   for *row, reason in _check_rows(entry)]
+    lines += ["", "## Provenance"]
     for entry in entries:
-        lines += ["", f"## {entry.stem}: {entry.status}", ""]
-        links = _artifact_links(entry, reports_dir)
-        if links:
-            lines += [" | ".join(f"[{t}]({h})" for h, t in links), ""]
-        lines += [f"![{_md(f.get('caption') or f['file'])}]({entry.stem}/{f['file']})"
-                  for f in _key_figures(entry)]
         if entry.summary is not None:
-            lines += ["", "| provenance | |", "|---|---|"]
+            lines += ["", f"### {entry.stem}", "", "| provenance | |", "|---|---|"]
             lines += [f"| {k} | {_md(v)} |" for k, v in _provenance_rows(entry)]
     return "\n".join(lines) + "\n"
 

@@ -29,9 +29,14 @@ def _pyproject_requirements() -> dict[str, str]:
 
 
 def _conda_requirements() -> dict[str, str]:
+    """conda-forge packages, plus those installed by pip inside the environment (a ``pip:``
+    list, for packages conda-forge does not carry)."""
     environment = yaml.safe_load((ROOT / "environment.yml").read_text())
-    pinned = dict(_split(dep) for dep in environment["dependencies"] if isinstance(dep, str))
+    dependencies = environment["dependencies"]
+    from_pip = [dep for entry in dependencies if isinstance(entry, dict) for dep in entry["pip"]]
+    pinned = dict(_split(dep) for dep in dependencies + from_pip if isinstance(dep, str))
     pinned.pop("python")
+    pinned.pop("pip")
     return pinned
 
 

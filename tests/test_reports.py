@@ -39,16 +39,59 @@ def _table(ok: bool = True, known_failure: str | None = None) -> checks.CheckTab
 
 
 def test_notebook_output_writes_figures_and_summary(tmp_path: Path) -> None:
-    out = reports.NotebookOutput(str(tmp_path / "rep"), "02_mixing")
+    out = reports.NotebookOutput(str(tmp_path / "rep"), "02_mixing", claim="Chains mix: $d(t)$.")
     path = out.save_figure(_figure(), "tv_decay", caption="TV decay")
     out.save_figure(_figure(), "extra", key=False)
+    out.save_figure(_figure(), "main", key=False, headline=True)
+    out.reading("slope {{slope:.2f}} [{{lo:.1f}}, {{hi}}]", slope=-0.987, lo=-1.04, hi=-0.9)
     summary_path = out.write_summary(_table(), {"seed": 4, "alpha": 0.5})
     assert path == tmp_path / "rep" / "tv_decay.png" and path.exists()
     summary = json.loads(summary_path.read_text())
     assert summary["notebook"] == "02_mixing" and summary["status"] == "passed"
     assert summary["provenance"]["seeds"] == [4]
-    assert summary["figures"] == [{"caption": "TV decay", "file": "tv_decay.png", "key": True},
-                                  {"caption": "", "file": "extra.png", "key": False}]
+    assert summary["figures"] == [
+        {"caption": "TV decay", "file": "tv_decay.png", "key": True, "headline": False},
+        {"caption": "", "file": "extra.png", "key": False, "headline": False},
+        {"caption": "", "file": "main.png", "key": True, "headline": True}]
+    assert summary["claim"] == "Chains mix: $d(t)$."
+    assert summary["quoted"] == {"slope": {"value": -0.987, "spec": ".2f", "text": "-0.99"},
+                                 "lo": {"value": -1.04, "spec": ".1f", "text": "-1.0"},
+                                 "hi": {"value": -0.9, "spec": "", "text": "-0.9"}}
+
+
+def test_reading_fills_placeholders_and_keeps_tex_braces() -> None:
+    out = reports.NotebookOutput("", "x")
+    shown = out.reading(r"$\mathrm{dist}^2$ falls by {{ratio:.0%}} in {{n}} steps; $x_{1}$",
+                        ratio=0.4567, n=1000)
+    assert shown.data == r"$\mathrm{dist}^2$ falls by 46% in 1000 steps; $x_{1}$"
+    assert out.quoted["n"] == {"value": 1000, "spec": "", "text": "1000"}
+
+
+@pytest.mark.parametrize(("template", "values", "message"), [
+    ("a {{a}} b {{b}}", {"a": 1.0}, "no value b= was given"),
+    ("a {{a}}", {"a": 1.0, "b": 2.0}, "given but not quoted in the reading: b"),
+    ("a {{a:.1f}} and {{a:.3f}}", {"a": 1.0}, "two formats"),
+    ("a {{a:q}}", {"a": 1.0}, "Unknown format code"),
+])
+def test_reading_refuses_what_would_print_a_wrong_or_missing_number(
+        template: str, values: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        reports.NotebookOutput("", "x").reading(template, **values)
+
+
+def test_reading_refuses_one_name_quoted_two_ways_in_a_notebook() -> None:
+    out = reports.NotebookOutput("", "x")
+    out.reading("{{a:.1f}}", a=1.0)
+    out.reading("again {{a:.1f}}", a=1.0)  # the same text is fine
+    with pytest.raises(ValueError, match="quoted names must be unique"):
+        out.reading("{{a:.2f}}", a=1.0)
+
+
+def test_a_notebook_has_one_headline_figure() -> None:
+    out = reports.NotebookOutput("", "x")
+    out.save_figure(_figure(), "a", headline=True)
+    with pytest.raises(ValueError, match="one headline figure"):
+        out.save_figure(_figure(), "b", headline=True)
 
 
 def test_notebook_output_without_folder_writes_nothing_but_still_validates(
@@ -77,7 +120,7 @@ def test_notebook_output_rejects_a_repeated_figure_name() -> None:
 
 def make_report(reports_dir: Path, stem: str, *, ok: bool = True, run: dict | None = None,
                 known_failure: str | None = None, table: checks.CheckTable | None = None) -> Path:
-    """A report folder as `ptd run` leaves it (summary with a run block, figure, ipynb, html);
+    """A report folder as `ptd run` leaves it (summary with a run block, figure, ipynb);
     its checks are ``table``, by default ``_table(ok, known_failure)``."""
     out = reports.NotebookOutput(str(reports_dir / stem), stem)
     out.save_figure(_figure(), "curve", caption=f"{stem} curve")
@@ -86,7 +129,6 @@ def make_report(reports_dir: Path, stem: str, *, ok: bool = True, run: dict | No
     summary["run"] = {"profile": "paper", "overrides": {}, "wall_time_s": 1.5,
                       "git_commit": "abc123", **(run or {})}
     checks.write_json_atomic(path, summary)
-    (reports_dir / stem / f"{stem}.html").write_text("<html></html>", encoding="utf-8")
     (reports_dir / stem / f"{stem}.ipynb").write_text("{}", encoding="utf-8")
     return path
 
@@ -100,19 +142,17 @@ def test_index_has_a_row_per_check_and_marks_failures(tmp_path: Path) -> None:
     assert [(e.stem, e.status) for e in entries] == [("01_good", "passed"), ("02_bad", "failed"),
                                                       ("03_new", "missing")]
     page = (reports_dir / "index.html").read_text()
-    assert page.count('<tr class="pass">') == 3 and page.count('<tr class="fail">') == 2
-    assert ("<thead><tr><th>notebook</th><th>check</th><th>kind</th><th>claim</th>"
-            "<th>measured</th><th>expected</th><th>verdict</th></tr></thead>") in page
-    assert ('<td>slope</td><td>claim</td><td>E dist^2 ~ 1/t</td><td class="value">-0.5</td>'
-            '<td class="value">-1 +/- 0.2</td><td class="verdict">FAIL</td>') in page
-    assert "<td>ergodic</td><td>precondition</td><td>every P_i is ergodic</td>" in page
-    assert "NOT RUN" in page and '<img src="01_good/curve.png"' in page
+    assert '<meta http-equiv="refresh" content="0; url=site/index.html">' in page
     # Per kind, claims first: slope passes in 01_good and fails in 02_bad; ergodic passes twice.
     totals = ("claim checks: 1 of 2 pass (0 known failures, 1 failed); preconditions: 2 of 2 pass "
               "(0 known failures, 0 failed). Across 3 notebooks; 1 without a report.")
     assert f'<p id="totals">{totals}</p>' in page
     readme = (reports_dir / "README.md").read_text()
     assert readme.splitlines()[2] == totals
+    # Claims first: each notebook's verdict, then the check table.
+    assert readme.index("### 01_good: passed") < readme.index("### 02_bad: failed") \
+        < readme.index("### 03_new: passed") < readme.index("## Every check")
+    assert "- `slope`: FAIL" in readme
     assert ("| notebook | check | kind | claim | measured | expected | verdict |\n"
             "|---|---|---|---|---|---|---|\n") in readme
     assert "| 02_bad | slope | claim | E dist^2 ~ 1/t | -0.5 | -1 +/- 0.2 | FAIL |" in readme
@@ -135,21 +175,13 @@ def test_index_marks_known_failures_and_unexpected_passes_with_their_reason(
     entries = reports.write_index(reports_dir)
     assert [e.status for e in entries] == ["passed", "known failures", "failed"]
     page = (reports_dir / "index.html").read_text()
-    assert ('<tr class="known"><td><a href="#nb-02_known">02_known</a></td><td>slope</td>'
-            '<td>claim</td><td>E dist^2 ~ 1/t</td><td class="value">-0.5</td>'
-            '<td class="value">-1 +/- 0.2</td>'
-            '<td class="verdict">KNOWN FAIL <span class="reason">(bias &lt;squared&gt;)</span>'
-            "</td></tr>") in page
-    assert ('<td class="verdict">UNEXPECTED PASS <span class="reason">(was biased)</span>'
-            in page)
-    assert page.count('<tr class="pass">') == 4 and page.count('<tr class="fail">') == 1
-    assert '<h2 id="nb-02_known">02_known: known failures</h2>' in page
     # slope: PASS in 01_good, KNOWN FAIL in 02_known, UNEXPECTED PASS (failed) in 03_fixed.
     totals = ("claim checks: 1 of 3 pass (1 known failure, 1 failed); preconditions: 3 of 3 pass "
               "(0 known failures, 0 failed). Across 3 notebooks; 0 without a report.")
     assert f'<p id="totals">{totals}</p>' in page
     readme = (reports_dir / "README.md").read_text()
-    assert readme.splitlines()[2] == totals and "## 02_known: known failures" in readme
+    assert readme.splitlines()[2] == totals and "### 02_known: known failure" in readme
+    assert "- `slope`: bias <squared>" in readme and "### 03_fixed: failed" in readme
     assert ("| 02_known | slope | claim | E dist^2 ~ 1/t | -0.5 | -1 +/- 0.2 | KNOWN FAIL "
             "(bias <squared>) |") in readme
     assert "| 03_fixed | slope | claim | E dist^2 ~ 1/t | -0.97 | -1 +/- 0.2 | UNEXPECTED PASS " \
@@ -187,9 +219,6 @@ def test_index_reads_schema_2_summaries_without_kinds_next_to_new_ones(tmp_path:
     assert [v.kind for v in entries[0].verdicts] == ["claim", "precondition"]
     assert [v.kind for v in entries[1].verdicts] == [None, None]
     assert entries[1].status == "known failures"
-    page = (reports_dir / "index.html").read_text()
-    assert "<td>slope</td><td>unknown</td><td>E dist^2 ~ 1/t</td>" in page
-    assert "<td>ergodic</td><td>unknown</td><td>every P_i is ergodic</td>" in page
     readme = (reports_dir / "README.md").read_text()
     assert ("| 02_old | slope | unknown | E dist^2 ~ 1/t | -0.5 | -1 +/- 0.2 | KNOWN FAIL "
             "(lazy chains) |") in readme
@@ -267,7 +296,6 @@ def test_index_is_deterministic_and_escapes_text(tmp_path: Path) -> None:
     first = {p.name: p.read_bytes() for p in reports_dir.iterdir() if p.is_file()}
     reports.write_index(reports_dir)
     assert first == {p.name: p.read_bytes() for p in reports_dir.iterdir() if p.is_file()}
-    assert "a &lt;b&gt; | c" in first["index.html"].decode()
     assert "a <b> \\| c" in first["README.md"].decode()
     assert sorted(first) == ["README.md", "index.html", "manifest.json"]  # no temp files left
 
