@@ -111,7 +111,10 @@ def assert_loaded_offline(page: object, visit: Visit, site: Path) -> None:
             assert Path(unquote(parts.path)).is_file(), f"{url} does not resolve"
         else:
             assert parts.scheme in ("http", "https", "mailto"), url  # outward links, not loaded
-    text = page.inner_text("main")
+    # The prose and the outputs, not the code: a code cell may hold TeX in a string.
+    text = page.evaluate("() => { const main = document.querySelector('main').cloneNode(true);"
+                         " main.querySelectorAll('pre, code').forEach(e => e.remove());"
+                         " return main.innerText; }")
     for raw in ("\\mathrm", "\\mathbb", "$$", "\\(", "\\frac"):
         assert raw not in text, f"untypeset TeX {raw!r} in the visible text"
 
