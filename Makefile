@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test lint reports book notebooks evidence bench sweep-showcase clean
+.PHONY: test lint reports book notebooks evidence bench sweep-showcase warm clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,11 @@ reports: $(STAMP)
 # The book alone, from the executed notebooks already in reports/ (nothing is re-executed).
 book: $(STAMP)
 	$(BIN)/python -m ptdlib.cli book
+
+# Compile the simulator's kernels into numba's cache, so that a notebook opened afterwards runs
+# its first simulation without the compile pause (`make test` and `make reports` leave it too).
+warm: $(STAMP)
+	$(BIN)/python -m ptdlib.cli warm
 
 # Refresh the quick-profile outputs committed in notebooks/ (what nbval compares).
 notebooks: $(STAMP)

@@ -2,7 +2,7 @@
 
 Executable companion to Wang, Yang & Su (2026), *Personalized Multi-Agent Average-Reward
 TD-Learning via Joint Linear Approximation*, arXiv:2603.02426. The algorithm is read from the
-paper's abstract in the language of its sources; see ../README.md and DESIGN.md.
+paper's abstract in the language of its sources; see the README and docs/algorithm.md.
 
 Notation (paper symbol -> code name)
 ------------------------------------

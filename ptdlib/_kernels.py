@@ -5,7 +5,7 @@ deterministic consumers of them (QuantEcon style). Each kernel advances every se
 by one chunk of iterations, in place, seeds in parallel (``prange``); agents are an inner loop
 so that an iteration costs O(rank) per agent instead of O(dim rank).
 
-How each kernel line maps to `ptdlib.steps` (DESIGN section 2)
+How each kernel line maps to `ptdlib.steps` (docs/algorithm.md)
 --------------------------------------------------------------
 =====================  =============================================  ===========================
 kernel line            equation                                       steps.py function
@@ -615,7 +615,8 @@ def _communicates(t, total_steps, period, algorithm, tau) -> bool:
 def _agent_block(lo, hi, j, alpha, rep, heads, dense, BT, C, stamp, w, eta, state, cur, nxt, Phi,
                  rewards, P_table, mu_table, chain, sampling, uniforms, normals, sigma, c_eta,
                  threshold, M, touched, touched_at):
-    """DESIGN steps 1-5 for agents lo..hi-1 of one iteration; returns (ok, rows of M touched).
+    """Steps 1-5 (docs/algorithm.md) for agents lo..hi-1 of one iteration; returns (ok, rows
+    of M touched).
 
     The block's own M (n_states x rank) accumulates delta_i w_i^T by state s_t^i and its
     ``touched`` list the states it visited; rows C[s] are read (dense) or computed on demand.

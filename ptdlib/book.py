@@ -5,13 +5,15 @@ Primer
 ``make reports`` runs every notebook into ``reports/<stem>/`` (``ptd run``); ``make book`` (and
 the end of ``make reports``) turns those folders into a site without re-executing anything:
 
-1. :func:`stage_sources` copies the hand-written pages of ``docs/`` (``conf.py``, teaching
-   notes, bibliography, ``references.bib``, the check table's script and style) into a staging
-   folder, each executed notebook into ``chapters/<stem>.ipynb`` and each report's figures into
-   ``figures/<stem>/``, and writes the landing page ``index.md`` (:func:`landing_page`): the
-   paper's claims first, one card per notebook with its headline sentence, its verdict
-   (:func:`claim_verdict`) and its headline figure, then every check (:func:`check_table_html`)
-   and the provenance of the runs (:func:`provenance_table`).
+1. :func:`stage_sources` copies the hand-written pages of ``docs/`` (``conf.py``, the start
+   page, the design notes, teaching notes, glossary, bibliography, ``references.bib``, the check
+   table's script and style) into ``docs/`` of a staging folder, each executed notebook into
+   ``notebooks/<stem>.ipynb`` and each report's figures into ``figures/<stem>/``: the layout of
+   the repository, so a link such as ``../docs/setting.md`` from a notebook works on GitHub, in
+   Jupyter and in the book alike. It writes the landing page ``index.md``
+   (:func:`landing_page`): the paper's claims first, one card per notebook with its headline
+   sentence, its verdict (:func:`claim_verdict`) and its headline figure, then every check
+   (:func:`check_table_html`) and the provenance of the runs (:func:`provenance_table`).
 2. :func:`build_book` runs Sphinx (MyST-NB, sphinx-book-theme) on it with warnings as errors,
    so a broken cross-reference, a missing figure or an unreadable notebook fails the build with
    Sphinx's message naming the file, and swaps the result into ``reports/site/``.
@@ -45,15 +47,21 @@ __all__ = [
     "stage_sources",
 ]
 
-#: The book's hand-written sources, relative to the project root.
+#: The book's hand-written sources, relative to the project root (and to the staging folder).
 DOCS_FOLDER = "docs"
 #: The site, relative to the reports folder.
 SITE_FOLDER = "site"
-CHAPTERS = "chapters"
+CHAPTERS = "notebooks"
 FIGURES = "figures"
-#: Pages of docs/ listed in the book's navigation before and after the chapters.
-PAGES_BEFORE = ("teaching",)
-PAGES_AFTER = ("bibliography",)
+#: The navigation: pages of docs/ first, then the notebooks in reading order, the appendices
+#: and the reference pages. A page or notebook missing here is left out of its part; one that
+#: no part names goes at the end of its kind (a new notebook after the chapters, a new page
+#: among the references), so nothing is ever dropped from the book.
+START_PAGES = ("start-here", "teaching", "setting", "algorithm")
+READING_ORDER = ("00_background", "04_walkthrough", "05_principal_angle", "06_linear_speedup",
+                 "07_heterogeneity", "08_markov_vs_iid", "09_control")
+APPENDICES = ("01_environments", "02_mixing", "03_step_size")
+REFERENCE_PAGES = ("checks", "glossary", "bibliography")
 INLINE_MATH = re.compile(r"(?<!\\)\$([^$]+)(?<!\\)\$")
 
 
@@ -190,8 +198,11 @@ def provenance_table(entries: Iterable[reports.ReportEntry]) -> list[str]:
     return [*lines, "", *(f"Versions: {v}." for v in sorted(versions))]
 
 
-def landing_page(entries: list[reports.ReportEntry], reports_dir: Path) -> str:
-    """``index.md``: the claims with verdicts and figures, then every check, then provenance."""
+def landing_page(entries: list[reports.ReportEntry], reports_dir: Path,
+                 pages: Iterable[str] = ()) -> str:
+    """``index.md``: the claims with verdicts and figures, then every check, then provenance;
+    ``pages`` (stems of ``docs/*.md``) go into the navigation with the chapters."""
+    pages = set(pages)
     cards = []
     for entry in entries:
         figure = reports.headline_figure(entry)
@@ -199,14 +210,15 @@ def landing_page(entries: list[reports.ReportEntry], reports_dir: Path) -> str:
             raise BookError(f"{reports_dir / entry.stem / reports.SUMMARY}: the notebook saved no "
                             "figure for the landing page (out.save_figure(..., headline=True))")
         cards += _claim_card(entry, figure)
-    toc = [*PAGES_BEFORE, *(f"{CHAPTERS}/{e.stem}" for e in entries), *PAGES_AFTER]
     return "\n".join([
         "# ptd: the paper's claims, checked", "",
         "This book runs every claim of *Personalized Multi-Agent Average-Reward TD-Learning via "
         "Joint Linear Approximation* {cite:p}`personalized_td_2026` as code. Each notebook below "
         "pre-registers what the theory predicts, measures it and gives a verdict; a *known "
         "failure* is a pre-registered expectation that the data refute, reported with its "
-        "reason, never hidden or re-tuned.", "",
+        "reason, never hidden or re-tuned." + (
+            f" New here? Read {{doc}}`{DOCS_FOLDER}/start-here` first." if "start-here" in pages
+            else ""), "",
         f"**Totals.** {reports._totals(entries)}", "",
         "## The claims", "", *cards,
         "## Every check", "",
@@ -215,7 +227,33 @@ def landing_page(entries: list[reports.ReportEntry], reports_dir: Path) -> str:
         "a problem satisfies the theory's assumptions.", "",
         "```{raw} html", check_table_html(entries), "```", "",
         "## Provenance", "", *provenance_table(entries), "",
-        "```{toctree}", ":hidden:", ":maxdepth: 2", "", *toc, "```", ""])
+        *navigation(entries, pages)])
+
+
+def _toctree(caption: str, documents: Iterable[str]) -> list[str]:
+    documents = list(documents)
+    if not documents:
+        return []
+    return ["```{toctree}", ":hidden:", ":maxdepth: 2", f":caption: {caption}", "",
+            *documents, "```", ""]
+
+
+def navigation(entries: Iterable[reports.ReportEntry], pages: Iterable[str]) -> list[str]:
+    """The book's hidden tables of contents: start, chapters, appendices, reference.
+
+    ``pages`` are the stems of ``docs/*.md``; see :data:`START_PAGES` for the order.
+    """
+    stems, pages = [e.stem for e in entries], set(pages)
+    appendices = [s for s in APPENDICES if s in stems]
+    chapters = [s for s in READING_ORDER if s in stems] + sorted(
+        s for s in stems if s not in READING_ORDER and s not in APPENDICES)
+    start = [p for p in START_PAGES if p in pages]
+    reference = [p for p in REFERENCE_PAGES if p in pages] + sorted(
+        pages - set(START_PAGES) - set(REFERENCE_PAGES))
+    return [*_toctree("Start", (f"{DOCS_FOLDER}/{p}" for p in start)),
+            *_toctree("Chapters", (f"{CHAPTERS}/{s}" for s in chapters)),
+            *_toctree("Appendices", (f"{CHAPTERS}/{s}" for s in appendices)),
+            *_toctree("Reference", (f"{DOCS_FOLDER}/{p}" for p in reference))]
 
 
 def stage_sources(root: Path, reports_dir: Path, staging: Path) -> list[reports.ReportEntry]:
@@ -227,7 +265,7 @@ def stage_sources(root: Path, reports_dir: Path, staging: Path) -> list[reports.
     entries = reports.load_reports(reports_dir, root / "notebooks")
     if not entries:
         raise BookError(f"{reports_dir}: no reports to build a book from (run `make reports`)")
-    shutil.copytree(docs, staging)
+    shutil.copytree(docs, staging / DOCS_FOLDER)
     for entry in entries:
         notebook = reports_dir / entry.stem / f"{entry.stem}.ipynb"
         if entry.summary is None:
@@ -245,7 +283,8 @@ def stage_sources(root: Path, reports_dir: Path, staging: Path) -> list[reports.
                 raise BookError(f"{source}: figure listed in {entry.stem}/summary.json is missing")
             shutil.copy2(source, figures / figure["file"])
         chapter_title(notebook)  # the chapter's link text: fail here, naming the notebook
-    checks.write_text_atomic(staging / "index.md", landing_page(entries, reports_dir))
+    pages = [p.stem for p in docs.glob("*.md")]
+    checks.write_text_atomic(staging / "index.md", landing_page(entries, reports_dir, pages))
     return entries
 
 
@@ -272,7 +311,8 @@ def build_book(root: Path | None = None, *, reports_dir: Path | None = None,
     try:
         stage_sources(root, reports_dir, work / "source")
         args = ["-b", "html", "-W", "--keep-going", "-n", "-d", str(work / "doctrees"),
-                str(work / "source"), str(work / "html")]
+                "-c", str(work / "source" / DOCS_FOLDER), str(work / "source"),
+                str(work / "html")]
         if build_main(["-q", *args] if quiet else args) != 0:
             raise BookError("sphinx-build failed: the messages above name each file")
         site_dir.parent.mkdir(parents=True, exist_ok=True)

@@ -9,7 +9,7 @@ differential semi-gradient SARSA step (Sutton & Barto 2018, Section 10.3) is
 
     delta = r - eta + (psi(s', a') - psi(s, a))^T theta,   theta <- theta + alpha delta psi(s, a).
 
-This is the prediction algorithm of DESIGN section 2 with phi(s) replaced by psi(s, a) and the
+This is the prediction algorithm of docs/algorithm.md with phi(s) replaced by psi(s, a) and the
 next feature chosen by the agent, so the learners reuse `ptdlib.steps` verbatim:
 
 - ``personalized``: theta_i = B w_i, shared orthonormal B (dim x rank) averaged by the server
@@ -91,7 +91,7 @@ class ControlConfig:
     c_eta : ratio of the gain step to alpha (> 0).
     c_B : ratio of the representation step to alpha (> 0).
     record_every : evaluate the greedy policies every this many steps (>= 1).
-    rebase_heads : re-base heads by R after each QR retraction (DESIGN step 7).
+    rebase_heads : re-base heads by R after each QR retraction (docs/algorithm.md, step 7).
 
     Notes
     -----

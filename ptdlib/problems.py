@@ -6,7 +6,7 @@ derives from them: stationary distributions mu_i, average rewards J_i = mu_i^T r
 points theta_i* (A_i theta_i* + b_i = 0) and, when a rank r is given, the shared basis B* (d x r)
 with heads w_i* = B*^T theta_i*. `Problem` is an immutable record (read-only float64 arrays);
 build it with `Problem.from_arrays` (any chains and rewards) or `shared_subspace_problem` (the
-planted construction below). DESIGN.md section 1 fixes the notation.
+planted construction below). docs/setting.md fixes the notation.
 
 Planted shared subspace (exactly realisable)
 --------------------------------------------
@@ -79,7 +79,7 @@ values share Phi, B*, the drawn heads, J, P_base and Q_i (common random numbers 
 of a knob). Because array sizes depend on N, problems drawn with different N do NOT share their
 first agents; for common random numbers across N build one problem and take `Problem.subset`,
 or replicate a fixed pool with `Problem.from_pool` (agent i uses pool agent i mod M, so
-heterogeneity and head diversity do not change with N; DESIGN section 3).
+heterogeneity and head diversity do not change with N; docs/checks.md).
 
 Misalignment at fixed heterogeneity (`product_chain_problem`)
 -----------------------------------------------------------
@@ -356,7 +356,7 @@ class Problem:
     def from_pool(cls, pool: Problem, n_agents: int) -> Problem:
         """Replicate a pool of M agents: agent i is pool agent i mod M (B_star kept).
 
-        Heterogeneity and head diversity then do not drift with N (DESIGN section 3).
+        Heterogeneity and head diversity then do not drift with N (docs/checks.md).
         """
         if not isinstance(pool, Problem):
             raise ValueError(f"pool must be a Problem; got {type(pool).__name__}")
@@ -530,7 +530,7 @@ def shared_subspace_problem(n_agents: int, n_states: int, dim: int, rank: int, *
 
     References
     ----------
-    DESIGN.md section 1 (planted, exactly realisable instances).
+    docs/setting.md (planted, exactly realisable instances).
     """
     n_agents = check_positive_int(n_agents, "n_agents")
     n_states = check_positive_int(n_states, "n_states", minimum=2)

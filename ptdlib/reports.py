@@ -236,6 +236,39 @@ def profile_path(notebook: Path) -> Path:
     return notebook.parent / "params" / f"{notebook.stem}.paper.yaml"
 
 
+#: The paragraph of a notebook's title cell that says which settings produced its outputs.
+PROFILE_MARK = "**Profile.**"
+
+
+def profile_statement(stem: str, profile: str, parameters: Mapping[str, Any],
+                      overrides: Mapping[str, Any]) -> str:
+    """The title cell's ``**Profile.**`` paragraph for a run: its profile, the values the paper
+    profile sets (``notebooks/params/<stem>.paper.yaml``) and the ``-p`` overrides."""
+    def listed(values: Mapping[str, Any]) -> str:
+        return ", ".join(f"`{name}` = {value!r}" for name, value in values.items()
+                         if name != "output_dir")
+
+    if profile == "paper":
+        profile_values = {k: v for k, v in parameters.items() if k not in overrides}
+        text = (f"{PROFILE_MARK} These outputs come from the *paper* profile "
+                f"(`notebooks/params/{stem}.paper.yaml`), which sets "
+                f"{listed(profile_values) or 'nothing'}.")
+    else:
+        text = (f"{PROFILE_MARK} These outputs come from the *{profile}* profile: the defaults "
+                "of the parameters cell.")
+    if overrides:
+        text += f" Set on the command line: {listed(overrides)}."
+    return text
+
+
+def state_profile(title_cell: str, statement: str) -> str:
+    """``title_cell`` with its ``**Profile.**`` paragraph replaced by ``statement`` (appended
+    when it has none)."""
+    paragraphs = title_cell.rstrip("\n").split("\n\n")
+    kept = [p for p in paragraphs if not p.lstrip().startswith(PROFILE_MARK)]
+    return "\n\n".join([*kept, statement])
+
+
 @dataclass(frozen=True)
 class ReportEntry:
     """One notebook in the index: its summary (None when it has no report yet)."""

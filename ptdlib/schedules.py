@@ -4,7 +4,7 @@ Primer
 ------
 Every update of the algorithm (gain, heads, representation) moves by a multiple of ONE step
 size alpha_t: the gain by c_eta alpha_t, the heads by alpha_t, the representation by c_B alpha_t
-(DESIGN section 2, single timescale). Time is the 0-based iteration index: iteration t = 0, 1,
+(docs/algorithm.md, single timescale). Time is the 0-based iteration index: iteration t = 0, 1,
 ... uses alpha_t and produces the iterate after t + 1 steps.
 
 - constant:     alpha_t = alpha                      (a floor proportional to alpha remains)

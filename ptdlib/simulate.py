@@ -2,7 +2,7 @@
 
 Primer
 ------
-`run` composes the steps of `ptdlib.steps` (DESIGN section 2) over ``steps`` iterations for
+`run` composes the steps of `ptdlib.steps` (docs/algorithm.md) over ``steps`` iterations for
 every agent of ``problem`` and every seed, and returns a `Trace` of records. Algorithms:
 
 - ``personalized``: shared basis B (d x r) + per-agent heads w_i and gains eta_i (steps 2-7);
@@ -17,7 +17,8 @@ Communication period K (``communication_period``): a round happens after iterati
 for the shared-basis methods only if some basis changed since the last round. Between rounds
 (K > 1) personalized/fedrep agents step their own copies B^i (`steps.local_representation_step`,
 no retraction), and a round averages the copies and retracts (`steps.average_local_copies`,
-`steps.retraction_step`); K = 1 is DESIGN step 6 exactly. K has no effect on local and oracle.
+`steps.retraction_step`); K = 1 is step 6 of docs/algorithm.md exactly. K has no effect on local
+and oracle.
 
 Sampling (``sampling``)
   ``markov``    each agent follows one trajectory of its own chain: s_0 ~ mu_i, s_{t+1} ~ P_i(s_t);
@@ -596,7 +597,8 @@ def _within(threshold: float, *arrays: np.ndarray) -> bool:
 
 def _expected_shared_step(st: _State, s: int, t: int, alpha: float, cfg: _Config,
                           mean: types.SimpleNamespace) -> bool:
-    """One mean-path iteration of personalized, fedrep or oracle for seed s (DESIGN steps 2-7)."""
+    """One mean-path iteration of personalized, fedrep or oracle for seed s (steps 2-7 of
+    docs/algorithm.md)."""
     copies = st.B_local.shape[1] > 0
     basis = st.B_local[s] if copies else st.B[s]
     w, eta = st.w[s], st.eta[s]
@@ -741,7 +743,7 @@ def run(problem: Any, algorithm: str = "personalized", *, steps: int,
     communication_period : int, optional
         K >= 1 (module docstring).
     rebase_heads : bool, optional
-        Re-base the heads w <- R w at each retraction (DESIGN step 7). Default False.
+        Re-base the heads w <- R w at each retraction (docs/algorithm.md, step 7). Default False.
     c_eta, c_B : float, optional
         Single-timescale ratios of the gain and representation steps (default 1).
     tau : int, optional
@@ -764,7 +766,7 @@ def run(problem: Any, algorithm: str = "personalized", *, steps: int,
 
     Notes
     -----
-    One iteration: DESIGN section 2, steps 1-7, composed from `ptdlib.steps`.
+    One iteration: docs/algorithm.md, steps 1-7, composed from `ptdlib.steps`.
     """
     options = {"steps": steps, "step_size": step_size, "seeds": seeds, "rank": rank,
                "record_every": record_every, "init_subspace": init_subspace,
@@ -778,3 +780,4 @@ def run(problem: Any, algorithm: str = "personalized", *, steps: int,
         _record_now(st, s, 0, cfg, arr, problem.B_star)
     (_run_expected if cfg.sampling == "expected" else _run_sampled)(problem, cfg, st, arr)
     return _trace(problem, cfg, st, arr, step_size)
+

@@ -2,7 +2,7 @@
 
 Primer
 ------
-Averaging one iteration of personalized TD (DESIGN section 2, K = 1) over stationary sampling
+Averaging one iteration of personalized TD (docs/algorithm.md, K = 1) over stationary sampling
 gives the deterministic *mean-path map* F_alpha on states x = (B, W, eta), B (d x r)
 orthonormal, W (N x r) the heads (row i is w_i), eta (N,) the gains:
 
@@ -143,7 +143,7 @@ def mean_path_step(problem: Any, state: MeanPathState, alpha: float, *, c_eta: f
 
     References
     ----------
-    DESIGN section 2 in expectation; `simulate.run` with ``sampling="expected"``.
+    docs/algorithm.md in expectation; `simulate.run` with ``sampling="expected"``.
     """
     alpha = check_in_range(alpha, "alpha", 0.0, np.inf, low_open=True)
     c_eta, c_B = _ratios(c_eta, c_B)

@@ -1,4 +1,4 @@
-"""The algorithm's steps (DESIGN section 2) and the baselines' steps, one pure function each.
+"""The algorithm's steps (docs/algorithm.md) and the baselines' steps, one pure function each.
 
 Primer
 ------
@@ -66,7 +66,7 @@ from ptdlib._validation import FloatArray, check_positive_int
 
 def td_error(reward: ArrayLike, eta: ArrayLike, phi_t: ArrayLike, phi_tp1: ArrayLike,
              theta: ArrayLike) -> FloatArray:
-    """Average-reward TD error (DESIGN step 2).
+    """Average-reward TD error (docs/algorithm.md, step 2).
 
     Parameters
     ----------
@@ -173,7 +173,7 @@ def expected_td_direction(A: ArrayLike, b: ArrayLike, Phi_mu: ArrayLike, J: Arra
 
 
 def gain_step(eta: ArrayLike, reward: ArrayLike, alpha: float, c_eta: float = 1.0) -> FloatArray:
-    """Average-reward (gain) update (DESIGN step 3).
+    """Average-reward (gain) update (docs/algorithm.md, step 3).
 
     Parameters
     ----------
@@ -200,7 +200,7 @@ def gain_step(eta: ArrayLike, reward: ArrayLike, alpha: float, c_eta: float = 1.
 
 
 def head_step(w: ArrayLike, B: ArrayLike, z: ArrayLike, alpha: float) -> FloatArray:
-    """Head update (DESIGN step 4).
+    """Head update (docs/algorithm.md, step 4).
 
     Parameters
     ----------
@@ -226,7 +226,7 @@ def head_step(w: ArrayLike, B: ArrayLike, z: ArrayLike, alpha: float) -> FloatAr
 
 
 def representation_gradient(z: ArrayLike, w: ArrayLike) -> FloatArray:
-    """Local representation (semi-)gradient (DESIGN step 5).
+    """Local representation (semi-)gradient (docs/algorithm.md, step 5).
 
     Parameters
     ----------
@@ -248,7 +248,7 @@ def representation_gradient(z: ArrayLike, w: ArrayLike) -> FloatArray:
 
 
 def server_average(B: ArrayLike, G: ArrayLike, alpha: float, c_B: float = 1.0) -> FloatArray:
-    """Server step on the averaged representation gradient (DESIGN step 6).
+    """Server step on the averaged representation gradient (docs/algorithm.md, step 6).
 
     Parameters
     ----------
@@ -329,7 +329,7 @@ class Retraction:
 
 
 def retraction_step(B_tilde: ArrayLike, w: ArrayLike, *, rebase_heads: bool) -> Retraction:
-    """QR retraction of the averaged basis, optionally re-basing the heads (DESIGN step 7).
+    """QR retraction of the averaged basis, optionally re-basing the heads (step 7).
 
     Parameters
     ----------

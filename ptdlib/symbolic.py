@@ -12,7 +12,7 @@ For an ergodic Markov reward process (P, r) on n states with features Phi (n, di
     b = Phi^T D (r - J 1)                 offset (Tsitsiklis & Van Roy 1999)
     A theta* + b = 0                      TD fixed point
 
-For the joint personalized update of DESIGN section 2 with dim = 2, rank = 1 the basis is a unit
+For the joint personalized update of docs/algorithm.md with dim = 2, rank = 1 the basis is a unit
 vector B = (cos u, sin u)^T, the QR retraction is normalisation, and the angle u is a chart of the
 retraction's tangent space. Averaged over the stationary sampling of each agent (the mean path),
 
@@ -252,7 +252,7 @@ def planted_instance(P: Sequence[Any], Phi: Any, B_star: Any, heads_star: Sequen
 
     Notes
     -----
-    r_i = J_i 1 + (I - P_i) Phi B* w_i*  (DESIGN section 1, planted instances).
+    r_i = J_i 1 + (I - P_i) Phi B* w_i*  (docs/setting.md, planted instances).
     """
     Ps = tuple(_exact_matrix(Pi, f"P[{i}]") for i, Pi in enumerate(P))
     Phi_m, B = _exact_matrix(Phi, "Phi"), _exact_matrix(B_star, "B_star").reshape(2, 1)
@@ -341,7 +341,7 @@ def mean_path_map(instance: PlantedInstance, *, c_eta: Any = 1, c_B: Any = 1,
 
     References
     ----------
-    DESIGN section 2 (steps 2-7 in expectation); Tsitsiklis & Van Roy (1999); Collins et al.
+    docs/algorithm.md (steps 2-7 in expectation); Tsitsiklis & Van Roy (1999); Collins et al.
     (2021).
     """
     c_eta, c_B = _positive_exact(c_eta, "c_eta"), _positive_exact(c_B, "c_B")
@@ -411,7 +411,7 @@ def mean_path_spectrum(path_map: MeanPathMap) -> MeanPathSpectrum:
 
     References
     ----------
-    DESIGN section 3, "step size" row; the same formula as theory.critical_step_size.
+    docs/checks.md, registry row "step size"; the same formula as theory.critical_step_size.
     """
     at_fixed_point = dict(zip(path_map.state, path_map.fixed_point, strict=True))
     jacobian = path_map.image.jacobian(path_map.state).subs(at_fixed_point).applyfunc(sp.cancel)

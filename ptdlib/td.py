@@ -95,7 +95,7 @@ def constant_in_span_residual(Phi: ArrayLike) -> float:
 
 
 def check_features(Phi: ArrayLike) -> FloatArray:
-    """Return ``Phi`` as float64 after checking the feature assumptions of DESIGN Sec. 1.
+    """Return ``Phi`` as float64 after checking the feature assumptions of docs/setting.md.
 
     Phi must be finite (n_states, dim) with 1 <= dim < n_states, of full column rank, with
     rows ||phi(s)|| <= 1 + ``FEATURE_NORM_ATOL`` and ``constant_in_span_residual(Phi)`` >=

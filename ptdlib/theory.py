@@ -338,7 +338,7 @@ def misalignment(A: ArrayLike, B_star: ArrayLike) -> float:
 
     References
     ----------
-    ptd DESIGN Sec. 1; span(B*) is invariant under A iff (I - B* B*^T) A B* = 0 (Stewart & Sun
+    ptd docs/setting.md; span(B*) is invariant under A iff (I - B* B*^T) A B* = 0 (Stewart & Sun
     1990, Matrix Perturbation Theory, Ch. V).
     """
     A = _square_stack(A)
@@ -860,7 +860,7 @@ def shared_parameter_error(B: ArrayLike, W: ArrayLike, theta_star: ArrayLike) ->
 
     References
     ----------
-    ptd DESIGN Sec. 3 ("principal angle" row), the left side of the indirect contraction.
+    ptd docs/checks.md (registry, "principal angle"), the left side of the indirect contraction.
     """
     B = _basis(B, "B")
     W, theta_star = _finite(W, "W"), _finite(theta_star, "theta_star")

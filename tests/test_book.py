@@ -68,7 +68,7 @@ def test_check_table_has_a_row_per_check_with_sort_keys_and_reasons() -> None:
     entry = reports.ReportEntry("05_x", {"checks": [v.to_dict() for v in table.verdicts]})
     page = book.check_table_html([entry])
     assert page.count("<tr data-kind=") == 2
-    assert ('<tr data-kind="claim" data-verdict="KNOWN FAIL"><td><a href="chapters/05_x.html">'
+    assert ('<tr data-kind="claim" data-verdict="KNOWN FAIL"><td><a href="notebooks/05_x.html">'
             "05_x</a></td><td><code>slope</code></td><td>claim</td>") in page
     assert r'<span class="math notranslate nohighlight">\(\mathbb E\,d^2 \sim 1/t\)</span>' in page
     assert '<td class="value" data-sort="-0.5">-0.5</td>' in page
@@ -90,7 +90,7 @@ def small_project(root: Path) -> Path:
     for name in ("conf.py", "references.bib", "bibliography.md"):
         shutil.copy2(REPO / "docs" / name, docs / name)
     shutil.copytree(REPO / "docs" / "_static", docs / "_static")
-    (docs / "teaching.md").write_text("# Teaching\n\nStart with {doc}`chapters/01_a`.\n")
+    (docs / "teaching.md").write_text("# Teaching\n\nStart with {doc}`../notebooks/01_a`.\n")
     notebook = make_notebook(root / "notebooks" / "01_a.ipynb", ["x = 1"],
                              markdown=r"# 01 · A chapter with $\sqrt{2}$")
     out = reports.NotebookOutput(str(root / "reports" / "01_a"), "01_a",
@@ -117,7 +117,7 @@ def test_build_book_makes_a_site_with_the_claim_first(tmp_path: Path) -> None:
     assert "Verdict: passed" in page and '<img alt="the answer"' in page
     assert (result.site / "_images" / "answer.png").is_file()
     assert (result.site / "_static" / "mathjax" / "tex-chtml.js").is_file()
-    assert (result.site / "chapters" / "01_a.html").is_file()
+    assert (result.site / "notebooks" / "01_a.html").is_file()
     assert not list((root / "reports").glob(".book-*"))  # the work folder is gone
 
 
@@ -135,7 +135,8 @@ def _broken(root: Path, how: str) -> str:
         summary["figures"] = []
         path.write_text(json.dumps(summary))
         return "saved no figure for the landing page"
-    (root / "docs" / "teaching.md").write_text("# Teaching\n\nSee {doc}`chapters/99_missing`.\n")
+    (root / "docs" / "teaching.md").write_text(
+        "# Teaching\n\nSee {doc}`../notebooks/99_missing`.\n")
     return "sphinx-build failed"
 
 

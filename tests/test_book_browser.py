@@ -2,7 +2,7 @@
 disk with every network request routed to a closed port. The landing page and every chapter
 load with no console error and only file:// requests inside the site; every image, link and script
 resolves; equations are typeset; the check table fits 1280 pixels, sorts and filters; the search
-page finds "principal angle". Screenshots go to test-artifacts/ at the repository root.
+page finds "principal angle". The design notes, glossary and teaching pages load the same way. Screenshots go to test-artifacts/ at the repository root.
 
 Chromium (Debian's ``chromium`` package, driven through Playwright's DevTools client) is
 required when the CI environment variable is set; elsewhere the test skips without it.
@@ -32,6 +32,7 @@ FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--proxy-server=127.0.0.1:9", "--proxy-bypass-list=<-loopback>"]
 WIDTH = 1280
 CHAPTERS = sorted(p.stem for p in (REPO / "notebooks").glob("*.ipynb"))
+DOC_PAGES = sorted(p.stem for p in (REPO / "docs").glob("*.md"))
 SCREENSHOT_CHAPTER = "05_principal_angle"
 #: Chapters with exercises (two each, solutions folded behind a toggle).
 WITH_EXERCISES = ("02_mixing", "04_walkthrough", "05_principal_angle")
@@ -160,7 +161,7 @@ def test_landing_page_offline(site: Path, browser: object) -> None:
 
 @pytest.mark.parametrize("stem", CHAPTERS)
 def test_chapter_offline(site: Path, browser: object, stem: str) -> None:
-    page, visit = open_page(browser, (site / "chapters" / f"{stem}.html").as_uri())
+    page, visit = open_page(browser, (site / "notebooks" / f"{stem}.html").as_uri())
     assert_loaded_offline(page, visit, site)
     assert page.locator("main mjx-container").count() > 0
     assert page.locator("main img").count() > 0
@@ -172,6 +173,14 @@ def test_chapter_offline(site: Path, browser: object, stem: str) -> None:
         page.wait_for_selector(".solution:not(.toggle-hidden)")
     if stem == SCREENSHOT_CHAPTER:
         screenshot(page, "book-chapter.png")
+
+
+@pytest.mark.parametrize("stem", DOC_PAGES)
+def test_docs_page_offline(site: Path, browser: object, stem: str) -> None:
+    page, visit = open_page(browser, (site / "docs" / f"{stem}.html").as_uri())
+    assert_loaded_offline(page, visit, site)
+    if stem != "bibliography":
+        assert page.locator("main mjx-container").count() > 0
 
 
 def test_search_finds_principal_angle(site: Path, browser: object) -> None:

@@ -91,6 +91,11 @@ def test_success_writes_notebook_figure_and_summary(project: Outcome) -> None:
     assert run["wall_time_s"] > 0 and run["git_commit"] == "unknown"  # tmp root: no repository
     executed = json.loads((folder / "good.ipynb").read_text())
     assert executed["metadata"]["papermill"]["input_path"] == "notebooks/good.ipynb"
+    # The first cell says which settings produced the outputs.
+    title = "".join(executed["cells"][0]["source"])
+    assert title.endswith("**Profile.** These outputs come from the *paper* profile "
+                          "(`notebooks/params/good.paper.yaml`), which sets `n_points` = 5. "
+                          "Set on the command line: `alpha` = 0.001.")
     assert str(project.root) not in (folder / "good.ipynb").read_text()
 
 
@@ -505,3 +510,9 @@ def test_a_known_failure_that_passes_exits_1_and_says_why(known_project: Path,
     readme = (out_dir / "README.md").read_text()
     assert (f"| fixed | alpha_echo | claim | alpha arrives as a float | 0.5 | 0.5 +/- 1e-12 | "
             f"UNEXPECTED PASS ({KNOWN_REASON}) |") in readme
+
+
+@pytest.mark.slow
+def test_warm_compiles_every_kernel_into_the_cache() -> None:
+    code, out, _ = run_cli(["warm"])
+    assert code == 0 and out.startswith("simulator kernels compiled or loaded from the cache in")

@@ -143,3 +143,11 @@ def test_relative_paths_and_slashes_in_text_are_fine(good: Path) -> None:
     cell = ("from pathlib import Path\nratio = 'dist / N'\nlabel = f'{1}/{2}'\n"
             "Path('figures') / 'a.png'")
     assert notebook_problems(_edit(good, _append_code(cell))) == []
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_title_cell_says_which_profile_produced_the_outputs(path: Path) -> None:
+    title = "".join(nbformat.read(str(path), as_version=4).cells[0].source)
+    profile = [p for p in title.split("\n\n") if p.startswith("**Profile.**")]
+    assert len(profile) == 1 and "*quick* profile" in profile[0]
+    assert f"notebooks/params/{path.stem}.paper.yaml" in profile[0]

@@ -43,7 +43,7 @@ def misspecified() -> Problem:
 
 
 def _assert_well_posed(problem: Problem) -> None:
-    """The invariants every problem satisfies: DESIGN section 1 and the environments notebook."""
+    """The invariants every problem satisfies: docs/setting.md and the environments notebook."""
     A, b = td.td_matrices(problem.P, problem.rewards, problem.features)
     theta = problem.theta_star
     np.testing.assert_allclose(problem.A, A, rtol=0, atol=EXACT)
@@ -96,7 +96,7 @@ def test_mu_matches_stationary_distribution(planted: Problem) -> None:
 
 
 def test_random_instance_is_misaligned_and_diverse(planted: Problem) -> None:
-    # DESIGN section 1: random instances have chi > 0; lambda_w <= HEAD_NORM^2 / r by the trace.
+    # docs/setting.md: random instances have chi > 0; lambda_w <= HEAD_NORM^2 / r by the trace.
     assert planted.misalignment > 1e-6
     assert 0 < planted.head_diversity <= HEAD_NORM**2 / planted.rank + 1e-15
     np.testing.assert_allclose(planted.head_diversity, theory.head_diversity(planted.heads_star))

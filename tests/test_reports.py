@@ -390,3 +390,15 @@ def test_repository_reports_are_up_to_date() -> None:
                     "`make reports` has run (the mechanism is tested on a tmp tree above)")
     reasons = reports.stale_report_sources(REPO)
     assert reasons == [], "reports/ is stale, run `make reports`:\n" + "\n".join(reasons)
+
+
+def test_state_profile_replaces_the_profile_paragraph_or_appends_one() -> None:
+    quick = "# Title\n\nThe claim.\n\n**Profile.** quick, from the\nparameters cell.\n\nMore."
+    paper = reports.profile_statement("x", "paper", {"n": 4, "seed": 1}, {"seed": 1})
+    assert paper == ("**Profile.** These outputs come from the *paper* profile "
+                     "(`notebooks/params/x.paper.yaml`), which sets `n` = 4. Set on the command "
+                     "line: `seed` = 1.")
+    assert reports.state_profile(quick, paper) == f"# Title\n\nThe claim.\n\nMore.\n\n{paper}"
+    assert reports.state_profile("# Title\n", "S") == "# Title\n\nS"
+    assert reports.profile_statement("x", "quick", {}, {}).endswith(
+        "*quick* profile: the defaults of the parameters cell.")

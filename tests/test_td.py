@@ -106,7 +106,7 @@ def test_planted_bias_is_recovered(mrp):
     P, _, Phi = mrp
     rng = np.random.default_rng(0)
     theta, J = rng.standard_normal(Phi.shape[1]), 0.7
-    r = J + (np.eye(len(P)) - P) @ Phi @ theta          # DESIGN Sec. 1: exactly realizable
+    r = J + (np.eye(len(P)) - P) @ Phi @ theta          # docs/setting.md: exactly realizable
     assert td.average_reward(P, r) == pytest.approx(J, abs=1e-12)
     np.testing.assert_allclose(td.td_fixed_point(P, r, Phi), theta, atol=1e-8)
     offset = Phi @ theta - td.poisson_solution(P, r)     # bias = Phi theta up to a constant
