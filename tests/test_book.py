@@ -77,6 +77,22 @@ def test_check_table_has_a_row_per_check_with_sort_keys_and_reasons() -> None:
     assert '<td class="value">true</td>' in page  # booleans carry no numeric sort key
 
 
+def test_navigation_puts_start_pages_chapters_in_reading_order_appendices_and_reference() -> None:
+    stems = ["01_environments", "04_walkthrough", "00_background", "10_new", "02_mixing"]
+    entries = [reports.ReportEntry(stem, {}) for stem in stems]
+    lines = book.navigation(entries, ["glossary", "start-here", "extra", "setting"])
+    tocs = "\n".join(lines).split("```{toctree}")[1:]
+    captions = [re.search(r":caption: (.+)", t).group(1) for t in tocs]
+    documents = [[line for line in t.split("\n\n", 1)[1].splitlines() if line and line != "```"]
+                 for t in tocs]
+    assert captions == ["Start", "Chapters", "Appendices", "Reference"]
+    assert documents == [["docs/start-here", "docs/setting"],
+                         ["notebooks/00_background", "notebooks/04_walkthrough",
+                          "notebooks/10_new"],
+                         ["notebooks/01_environments", "notebooks/02_mixing"],
+                         ["docs/glossary", "docs/extra"]]
+
+
 def _figure() -> Figure:
     fig = Figure(figsize=(2, 2))
     fig.add_subplot().plot([0, 1], [1, 0])

@@ -2,7 +2,8 @@
 disk with every network request routed to a closed port. The landing page and every chapter
 load with no console error and only file:// requests inside the site; every image, link and script
 resolves; equations are typeset; the check table fits 1280 pixels, sorts and filters; the search
-page finds "principal angle". The design notes, glossary and teaching pages load the same way. Screenshots go to test-artifacts/ at the repository root.
+page finds "principal angle". The design notes, glossary and teaching pages load the same
+way. Screenshots go to test-artifacts/ at the repository root.
 
 Chromium (Debian's ``chromium`` package, driven through Playwright's DevTools client) is
 required when the CI environment variable is set; elsewhere the test skips without it.
@@ -35,7 +36,7 @@ CHAPTERS = sorted(p.stem for p in (REPO / "notebooks").glob("*.ipynb"))
 DOC_PAGES = sorted(p.stem for p in (REPO / "docs").glob("*.md"))
 SCREENSHOT_CHAPTER = "05_principal_angle"
 #: Chapters with exercises (two each, solutions folded behind a toggle).
-WITH_EXERCISES = ("02_mixing", "04_walkthrough", "05_principal_angle")
+WITH_EXERCISES = ("00_background", "02_mixing", "04_walkthrough", "05_principal_angle")
 
 
 def chromium() -> str:

@@ -19,10 +19,11 @@ REPO = Path(__file__).resolve().parents[1]
 GLOSSARY = REPO / "docs" / "glossary.md"
 NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb"))
 DOC_PAGES = sorted(p for p in (REPO / "docs").glob("*.md") if p != GLOSSARY)
-GREEK = frozenset(
-    "alpha beta gamma delta epsilon varepsilon zeta eta theta vartheta iota kappa lambda mu nu xi "
-    "pi rho varrho sigma tau upsilon phi varphi chi psi omega Gamma Delta Theta Lambda Xi Pi "
-    "Sigma Phi Psi Omega".split())
+GREEK = frozenset({
+    "alpha", "beta", "gamma", "delta", "epsilon", "varepsilon", "zeta", "eta", "theta", "vartheta",
+    "iota", "kappa", "lambda", "mu", "nu", "xi", "pi", "rho", "varrho", "sigma", "tau", "upsilon",
+    "phi", "varphi", "chi", "psi", "omega", "Gamma", "Delta", "Theta", "Lambda", "Xi", "Pi",
+    "Sigma", "Phi", "Psi", "Omega"})
 #: Dummy indices and variables that every chapter binds where it uses them, and big-O.
 ALLOWED = frozenset({"i", "j", "k", "x", "y", "O"})
 MATH = re.compile(r"\$\$(.+?)\$\$|\$([^$]+)\$", re.DOTALL)
