@@ -298,61 +298,6 @@ def unknown_parameter_message(name: str, parameters: Mapping[str, Parameter]) ->
     return f"unknown parameter {name!r}{hint} (known: {', '.join(known)})"
 
 
-# TEMPORARY-OLD-API
-import typing  # noqa: E402
-
-
-def _kind_of_annotation(name: str, annotation: Any) -> str:
-    if annotation in SCALAR_KINDS:
-        return SCALAR_KINDS[annotation]
-    args = typing.get_args(annotation)
-    if typing.get_origin(annotation) is list and len(args) == 1 and args[0] in SCALAR_KINDS:
-        return f"list[{SCALAR_KINDS[args[0]]}]"
-    raise ValueError(f"config field {name!r} must be annotated int, float, bool, str or list[...] "
-                     f"of one of them; got {annotation!r}")
-
-
-def param(*, low: float | None = None, high: float | None = None, low_open: bool = False,
-          high_open: bool = False, choices: tuple[Any, ...] | None = None) -> Any:
-    """A config field bounded by ``low``/``high`` (element-wise for lists) or by ``choices``."""
-    return dataclasses.field(metadata={"low": low, "high": high, "low_open": low_open,
-                                       "high_open": high_open, "choices": choices})
-
-
-def _check_constraints(name: str, value: Any, rules: Mapping[str, Any]) -> None:
-    items = value if isinstance(value, list) else [value]
-    for i, item in enumerate(items):
-        label = f"{name}[{i}]" if isinstance(value, list) else name
-        if rules.get("choices") is not None and item not in rules["choices"]:
-            raise ValueError(f"{label} must be one of {rules['choices']}; got {item!r}")
-        if rules.get("low") is not None or rules.get("high") is not None:
-            low = -math.inf if rules.get("low") is None else rules["low"]
-            high = math.inf if rules.get("high") is None else rules["high"]
-            check_in_range(item, label, low, high, low_open=rules["low_open"],
-                           high_open=rules["high_open"])
-
-
-def config_from_namespace(cls: type, namespace: Mapping[str, Any]) -> Any:
-    """Build the frozen dataclass ``cls`` from the notebook's variables, typed and validated.
-
-    Each field is looked up by name in ``namespace`` (pass ``globals()``), coerced to its
-    annotation by :func:`coerce_value` and checked against its :func:`param` bounds.
-    """
-    if not dataclasses.is_dataclass(cls):
-        raise ValueError(f"cls must be a dataclass; got {cls!r}")
-    hints = typing.get_type_hints(cls)
-    values = {}
-    for field in dataclasses.fields(cls):
-        if field.name not in namespace:
-            raise ValueError(f"config field {field.name!r} of {cls.__name__} is not defined in the "
-                             f"notebook's parameters cell")
-        value = coerce_value(field.name, namespace[field.name],
-                             _kind_of_annotation(field.name, hints[field.name]))
-        _check_constraints(field.name, value, field.metadata)
-        values[field.name] = value
-    return cls(**values)
-
-
 def _parameters_source(namespace: Mapping[str, Any]) -> str:
     """The notebook's parameters cell, from the kernel's input history ``In``: the last executed
     cell made of ``name = literal  # help`` lines only (papermill's injected cell has no help)."""
