@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test lint reports book notebooks evidence bench sweep-showcase warm clean
+.PHONY: test lint reports book figures notebooks evidence bench sweep-showcase warm clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,15 +27,21 @@ test: lint
 	$(BIN)/python -m pytest -n 2 --dist loadfile $(PYTEST_ARGS)
 
 # Every notebook with its paper profile into reports/<stem>/, the index (ptd run rebuilds it),
-# then the book reports/site/. Exits 1 if a check fails unexpectedly (or a registered known
-# failure passes); known failures are listed and marked KNOWN FAIL, and do not fail the run.
+# then the book reports/site/ and the slides reports/slides/. Exits 1 if a check fails
+# unexpectedly (or a registered known failure passes); known failures are listed and marked
+# KNOWN FAIL, and do not fail the run.
 reports: $(STAMP)
 	$(BIN)/python -m ptdlib.cli run --profile paper --jobs 2
 	$(BIN)/python -m ptdlib.cli book
+	$(BIN)/python -m ptdlib.cli figures
 
 # The book alone, from the executed notebooks already in reports/ (nothing is re-executed).
 book: $(STAMP)
 	$(BIN)/python -m ptdlib.cli book
+
+# The key figures for slides (16:9, large fonts) gathered into reports/slides/.
+figures: $(STAMP)
+	$(BIN)/python -m ptdlib.cli figures
 
 # Compile the simulator's kernels into numba's cache, so that a notebook opened afterwards runs
 # its first simulation without the compile pause (`make test` and `make reports` leave it too).

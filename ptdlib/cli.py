@@ -6,8 +6,12 @@ Usage (exit 0 on success, 1 when a check fails or a notebook errors, 2 on bad in
     ptd report [--out DIR]
     ptd sweep SPEC.yaml [--out DIR] [--scheduler ADDRESS] [--workers N]
     ptd evidence [NAME ...] [--scheduler ADDRESS] [--workers N]
+    ptd figures [--out DIR]
     ptd warm
 
+``ptd figures`` gathers the slide version of every key figure (16:9, large fonts, saved by
+the notebooks next to the figure as ``slides/<name>.png``) into
+``reports/slides/<stem>-<name>.png``.
 ``ptd warm`` compiles the simulator's kernels into numba's on-disk cache, so that a notebook
 opened afterwards (in class) runs its first simulation without the compile pause.
 
@@ -156,6 +160,7 @@ def plan_run(notebook: Path, profile: str, overrides: Sequence[tuple[str, str]])
                 raise BadInput(f"{notebook.stem}: "
                                f"{notebook_params.unknown_parameter_message(name, declared)}")
             given[name] = notebook_params.parse_cli_value(name, text, declared[name].kind)
+            declared[name].rules.check(name, given[name])
     except ValueError as exc:
         raise BadInput(f"{notebook.stem}: {exc}") from exc
     return RunPlan(notebook, profile, {**values, **given}, given)
@@ -482,6 +487,17 @@ def command_evidence(args: argparse.Namespace, root: Path) -> int:
     return EXIT_OK
 
 
+def command_figures(args: argparse.Namespace, root: Path) -> int:
+    """``ptd figures``: gather the key figures' slide versions into ``reports/slides/``."""
+    reports_dir = (args.out or root / "reports").resolve()
+    slides = reports.gather_slides(reports_dir)
+    if not slides:
+        raise BadInput(f"{reports_dir}: no slides to gather; `make reports` (or `ptd run`) "
+                       "saves one per key figure")
+    print(f"{reports_dir / reports.SLIDES}: {len(slides)} slides (16:9, 1920 x 1080)")
+    return EXIT_OK
+
+
 def compile_kernels() -> float:
     """Compile every simulator kernel, or load it from numba's on-disk cache; seconds taken.
 
@@ -553,6 +569,11 @@ def build_parser() -> argparse.ArgumentParser:
     store.add_argument("--workers", type=int, default=None, metavar="N",
                        help="run on a local Dask cluster of N workers")
     store.set_defaults(handler=command_evidence)
+    figures = commands.add_parser("figures", parents=[common],
+                                  help="gather the key figures for slides into reports/slides/")
+    figures.add_argument("--out", type=Path, default=None,
+                         help="reports folder (default reports/)")
+    figures.set_defaults(handler=command_figures)
     warm = commands.add_parser("warm", parents=[common],
                                help="compile the simulator's kernels into numba's cache")
     warm.set_defaults(handler=command_warm)

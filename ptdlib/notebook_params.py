@@ -25,19 +25,24 @@ string written as a decimal/scientific literal such as ``"1e-3"`` (YAML 1.1, hen
 ``1e-3`` without a dot as a string) is converted; ``str`` takes strings; lists are checked element
 by element. Anything else is rejected with a message naming the parameter, value and kind.
 
-Inside the notebook, the cell after the parameters builds a typed, validated config with
-:func:`config_from_namespace` from a frozen dataclass whose fields carry bounds via :func:`param`::
+A help comment may end with the values the parameter admits, so that each parameter is declared
+once, in its line: an interval ``[0, 1)``, ``(0, inf)``, ``[1, inf)`` (closed or open at each end;
+``inf`` for no bound; lists are checked element by element) or a set of choices
+``{markov, iid}``. No ``>=``: papermill's parser skips a line with a second ``=``::
 
-    from dataclasses import dataclass
-    from ptdlib.notebook_params import config_from_namespace, param
+    seed = 0  # master seed of every random draw [0, inf)
+    alpha = 0.05  # constant step size (0, inf)
+    sampling = "markov"  # how the agents sample {markov, iid}
+    # values of N: a line too long for its help takes it from the comment line above [1, inf)
+    grid = [4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768, 65536]
 
-    @dataclass(frozen=True)
-    class Config:
-        seed: int = param(low=0)
-        n_agents: int = param(low=1)
-        alpha: float = param(low=0.0, low_open=True)
+Inside the notebook, the cell after the parameters turns them into a typed, validated, frozen
+record with :func:`config`; the runner checks the same bounds on a profile or ``-p`` value
+before anything runs::
 
-    config = config_from_namespace(Config, globals())
+    from ptdlib import notebook_params
+
+    config = notebook_params.config(globals())
 """
 
 from __future__ import annotations
@@ -49,7 +54,6 @@ import hashlib
 import json
 import math
 import re
-import typing
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,11 +68,10 @@ __all__ = [
     "REQUIRED_PARAMETERS",
     "Parameter",
     "coerce_value",
-    "config_from_namespace",
+    "config",
     "load_profile",
     "notebook_problems",
     "notebook_source_hash",
-    "param",
     "parse_cli_value",
     "parse_parameters",
     "read_parameters",
@@ -86,16 +89,68 @@ ABSOLUTE_LITERAL = re.compile(r"^(?:/[^/\s]|~[/\\]|[A-Za-z]:[\\/]|file:)")
 ABSOLUTE_IN_TEXT = re.compile(
     r"(?<![\w.~/-])(?:/(?:home|Users|root|tmp|work|mnt|opt|srv|var|private)/|~/|[A-Za-z]:\\)")
 ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+#: The admitted values at the end of a help comment: an interval or a set of choices.
+_END = r"[+-]?(?:inf|(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)"
+INTERVAL = re.compile(rf"([\[(])\s*({_END})\s*,\s*({_END})\s*([\])])$")
+CHOICES = re.compile(r"\{([^{}]+)\}$")
+PYTHON_TYPES = {"int": int, "float": float, "bool": bool, "str": str}
+
+
+@dataclass(frozen=True)
+class Rules:
+    """The values a parameter admits: ``low``/``high`` (open or closed) or ``choices``."""
+
+    low: float = -math.inf
+    high: float = math.inf
+    low_open: bool = False
+    high_open: bool = False
+    choices: tuple[Any, ...] | None = None
+
+    def check(self, name: str, value: Any) -> None:
+        """Raise ValueError naming ``name`` unless ``value`` (each list element) is admitted."""
+        items = value if isinstance(value, list) else [value]
+        for i, item in enumerate(items):
+            label = f"{name}[{i}]" if isinstance(value, list) else name
+            if self.choices is not None and item not in self.choices:
+                raise ValueError(f"parameter {label!r} must be one of {set(self.choices)}; "
+                                 f"got {item!r}")
+            if self.choices is None and (self.low, self.high) != (-math.inf, math.inf):
+                check_in_range(item, f"parameter {label!r}", self.low, self.high,
+                               low_open=self.low_open, high_open=self.high_open)
 
 
 @dataclass(frozen=True)
 class Parameter:
-    """One line of a parameters cell: name, default, kind (e.g. ``"float"``) and help text."""
+    """One line of a parameters cell: name, default, kind (e.g. ``"float"``), help text and the
+    values it admits (from the end of the help text)."""
 
     name: str
     default: Any
     kind: str
     help: str
+    rules: Rules = Rules()
+
+
+def parse_rules(name: str, help_text: str, kind: str) -> Rules:
+    """The admitted values written at the end of a help comment (none: every value).
+
+    Only numbers and ``inf`` make an interval, so prose such as ``(B_t, B*)`` is left alone.
+    """
+    text = help_text.rstrip()
+    if match := INTERVAL.search(text):
+        opening, low, high, closing = match.groups()
+        if kind in ("str", "bool", "list[str]", "list[bool]"):
+            raise ValueError(f"parameter {name!r}: an interval needs a numeric kind, not {kind}")
+        rules = Rules(float(low), float(high), opening == "(", closing == ")")
+        if not rules.low <= rules.high:
+            raise ValueError(f"parameter {name!r}: empty interval {match.group(0)}")
+        return rules
+    if match := CHOICES.search(text):
+        element = kind[5:-1] if kind.startswith("list[") else kind
+        words = [w.strip() for w in match.group(1).split(",")]
+        return Rules(choices=tuple(coerce_value(name, w, element) if element != "str" else w
+                                   for w in words))
+    return Rules()
 
 
 def _kind_of_value(name: str, value: Any) -> str:
@@ -113,16 +168,6 @@ def _kind_of_value(name: str, value: Any) -> str:
             return f"list[{kinds.pop()}]"
     raise ValueError(f"parameter {name!r} must be an int, float, bool, str or a flat list of one "
                      f"of them; got {value!r}")
-
-
-def _kind_of_annotation(name: str, annotation: Any) -> str:
-    if annotation in SCALAR_KINDS:
-        return SCALAR_KINDS[annotation]
-    args = typing.get_args(annotation)
-    if typing.get_origin(annotation) is list and len(args) == 1 and args[0] in SCALAR_KINDS:
-        return f"list[{SCALAR_KINDS[args[0]]}]"
-    raise ValueError(f"config field {name!r} must be annotated int, float, bool, str or list[...] "
-                     f"of one of them; got {annotation!r}")
 
 
 def coerce_value(name: str, value: Any, kind: str) -> Any:
@@ -166,8 +211,12 @@ def parse_cli_value(name: str, text: str, kind: str) -> Any:
 
 
 def _help_comment(lines: list[str], node: ast.Assign) -> str:
+    """The comment after the assignment or, for a line too long to hold it, on the line above."""
     tail = lines[node.end_lineno - 1][node.end_col_offset:].strip()
-    return tail[1:].strip() if tail.startswith("#") else ""
+    if tail.startswith("#"):
+        return tail[1:].strip()
+    above = lines[node.lineno - 2].strip() if node.lineno >= 2 else ""
+    return above[1:].strip() if above.startswith("#") else ""
 
 
 def parse_parameters(source: str) -> dict[str, Parameter]:
@@ -195,8 +244,10 @@ def parse_parameters(source: str) -> dict[str, Parameter]:
                              f"{ast.get_source_segment(source, node.value)!r}") from exc
         if name in parameters:
             raise ValueError(f"parameters cell line {node.lineno}: {name} is assigned twice")
-        parameters[name] = Parameter(name, default, _kind_of_value(name, default),
-                                     _help_comment(lines, node))
+        kind, help_text = _kind_of_value(name, default), _help_comment(lines, node)
+        rules = parse_rules(name, help_text, kind)
+        rules.check(name, default)
+        parameters[name] = Parameter(name, default, kind, help_text, rules)
     return parameters
 
 
@@ -233,6 +284,7 @@ def load_profile(path: str | Path, parameters: Mapping[str, Parameter]) -> dict[
         if name not in parameters or name in RUNNER_PARAMETERS:
             raise ValueError(f"{Path(path).name}: {unknown_parameter_message(name, parameters)}")
         values[name] = coerce_value(name, value, parameters[name].kind)
+        parameters[name].rules.check(name, values[name])
     return values
 
 
@@ -246,45 +298,43 @@ def unknown_parameter_message(name: str, parameters: Mapping[str, Parameter]) ->
     return f"unknown parameter {name!r}{hint} (known: {', '.join(known)})"
 
 
-def param(*, low: float | None = None, high: float | None = None, low_open: bool = False,
-          high_open: bool = False, choices: tuple[Any, ...] | None = None) -> Any:
-    """A config field bounded by ``low``/``high`` (element-wise for lists) or by ``choices``."""
-    return dataclasses.field(metadata={"low": low, "high": high, "low_open": low_open,
-                                       "high_open": high_open, "choices": choices})
+def _parameters_source(namespace: Mapping[str, Any]) -> str:
+    """The notebook's parameters cell, from the kernel's input history ``In``: the last executed
+    cell made of ``name = literal  # help`` lines only (papermill's injected cell has no help)."""
+    for source in reversed(list(namespace.get("In", []))):
+        try:
+            parameters = parse_parameters(source)
+        except ValueError:
+            continue
+        if parameters and all(p.help for p in parameters.values()):
+            return source
+    raise ValueError("no parameters cell in this kernel's history: run the notebook's parameters "
+                     "cell first (or pass its text as source=)")
 
 
-def _check_constraints(name: str, value: Any, rules: Mapping[str, Any]) -> None:
-    items = value if isinstance(value, list) else [value]
-    for i, item in enumerate(items):
-        label = f"{name}[{i}]" if isinstance(value, list) else name
-        if rules.get("choices") is not None and item not in rules["choices"]:
-            raise ValueError(f"{label} must be one of {rules['choices']}; got {item!r}")
-        if rules.get("low") is not None or rules.get("high") is not None:
-            low = -math.inf if rules.get("low") is None else rules["low"]
-            high = math.inf if rules.get("high") is None else rules["high"]
-            check_in_range(item, label, low, high, low_open=rules["low_open"],
-                           high_open=rules["high_open"])
+def config(namespace: Mapping[str, Any], source: str | None = None) -> Any:
+    """The notebook's parameters as a frozen record, typed and checked; ``output_dir`` left out.
 
-
-def config_from_namespace(cls: type, namespace: Mapping[str, Any]) -> Any:
-    """Build the frozen dataclass ``cls`` from the notebook's variables, typed and validated.
-
-    Each field is looked up by name in ``namespace`` (pass ``globals()``), coerced to its
-    annotation by :func:`coerce_value` and checked against its :func:`param` bounds.
+    ``namespace`` holds the values (pass ``globals()``: the defaults, or what papermill
+    injected); ``source``, the parameters cell that declares them (default: found in the
+    kernel's history), gives each one's kind (from its default) and admitted values (from the
+    end of its help comment). Raises ValueError naming the parameter and the rule it breaks.
     """
-    if not dataclasses.is_dataclass(cls):
-        raise ValueError(f"cls must be a dataclass; got {cls!r}")
-    hints = typing.get_type_hints(cls)
-    values = {}
-    for field in dataclasses.fields(cls):
-        if field.name not in namespace:
-            raise ValueError(f"config field {field.name!r} of {cls.__name__} is not defined in the "
-                             f"notebook's parameters cell")
-        value = coerce_value(field.name, namespace[field.name],
-                             _kind_of_annotation(field.name, hints[field.name]))
-        _check_constraints(field.name, value, field.metadata)
-        values[field.name] = value
-    return cls(**values)
+    declared = parse_parameters(_parameters_source(namespace) if source is None else source)
+    fields, values = [], {}
+    for name, parameter in declared.items():
+        if name in RUNNER_PARAMETERS:
+            continue
+        if name not in namespace:
+            raise ValueError(f"parameter {name!r} is declared but not defined: run the "
+                             f"parameters cell")
+        values[name] = coerce_value(name, namespace[name], parameter.kind)
+        parameter.rules.check(name, values[name])
+        kind = parameter.kind
+        python_type = (list[PYTHON_TYPES[kind[5:-1]]] if kind.startswith("list[")
+                       else PYTHON_TYPES[kind])
+        fields.append((name, python_type))
+    return dataclasses.make_dataclass("Config", fields, frozen=True)(**values)
 
 
 def _code_problems(index: int, source: str) -> list[str]:

@@ -7,7 +7,8 @@ a new pyplot figure is created (so notebooks display it), otherwise nothing but 
 touched. The functions return the artists they drew (frozen dataclasses holding ``ax`` too) and
 never call ``show`` or ``savefig``: saving goes through :func:`save_figure`, which fixes the
 format (PNG), the resolution and strips the metadata that changes between runs, so re-running a
-notebook rewrites byte-identical files.
+notebook rewrites byte-identical files. :func:`save_slide` saves a copy of a figure for a
+projector: 16:9, fonts enlarged, the original left untouched.
 
 Curves over seeds are arrays ``y_by_seed`` (n_seeds, n_points) drawn as the seed mean with a
 Student-t band (``ptdlib.stats.mean_t_interval``); rates are drawn on log-log axes with the
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import pickle
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -34,6 +36,7 @@ from matplotlib.figure import Figure
 from matplotlib.image import AxesImage
 from matplotlib.lines import Line2D
 from matplotlib.quiver import Quiver
+from matplotlib.text import Text
 from numpy.typing import ArrayLike
 
 from ptdlib._validation import as_float_array, check_positive_int
@@ -72,11 +75,16 @@ __all__ = [
     "plot_state_values",
     "plot_tv_decay",
     "save_figure",
+    "save_slide",
     "set_theme",
 ]
 
 #: Resolution of every saved figure: sharp on screen, small enough to commit.
 DPI = 150
+#: A slide: 16:9 inches (a 1920 x 1080 image at 144 dpi), fonts this much larger.
+SLIDE_INCHES = (1920 / 144, 1080 / 144)
+SLIDE_DPI = 144
+SLIDE_FONT_SCALE = 1.6
 
 
 @dataclass(frozen=True)
@@ -238,17 +246,49 @@ def save_figure(fig: Figure, path: str | Path, *, dpi: int = DPI) -> Path:
     if target.suffix.lower() != ".png":
         raise ValueError(f"path must end in .png (figures are PNG); got {str(path)!r}")
     dpi = check_positive_int(dpi, "dpi")
+    return _write_png(fig, target, dpi=dpi, bbox_inches="tight")
+
+
+def _write_png(fig: Figure, target: Path, **savefig: object) -> Path:
+    """``fig.savefig`` into a temporary file beside ``target``, renamed into place."""
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     os.close(fd)
     try:
-        fig.savefig(tmp, format="png", dpi=dpi, bbox_inches="tight", facecolor="white",
-                    metadata={"Software": None})
+        fig.savefig(tmp, format="png", facecolor="white", metadata={"Software": None}, **savefig)
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return target
+
+
+def save_slide(fig: Figure, path: str | Path, *, font_scale: float = SLIDE_FONT_SCALE) -> Path:
+    """Save a 16:9 copy of ``fig`` with every font ``font_scale`` times larger, for slides.
+
+    The copy is laid out again (constrained layout) at :data:`SLIDE_INCHES` and written at
+    :data:`SLIDE_DPI` without cropping, so every slide has the same pixel size; ``fig`` itself is
+    not changed. Deterministic like :func:`save_figure`.
+    """
+    target = Path(path)
+    if target.suffix.lower() != ".png":
+        raise ValueError(f"path must end in .png (slides are PNG); got {str(path)!r}")
+    if not font_scale > 0:
+        raise ValueError(f"font_scale must be > 0; got {font_scale!r}")
+    slide = pickle.loads(pickle.dumps(fig))
+    slide.set_size_inches(*SLIDE_INCHES)
+    ticks = [(ax, name, labels[0].get_fontsize()) for ax in slide.axes
+             for name, labels in (("x", ax.xaxis.get_majorticklabels()),
+                                  ("y", ax.yaxis.get_majorticklabels())) if labels]
+    for text in slide.findobj(Text):
+        text.set_fontsize(text.get_fontsize() * font_scale)
+    for ax, name, size in ticks:  # tick labels are re-created at draw time from these parameters
+        ax.tick_params(axis=name, which="both", labelsize=size * font_scale)
+    slide.set_layout_engine("constrained")
+    try:
+        return _write_png(slide, target, dpi=SLIDE_DPI)
+    finally:
+        plt.close(slide)
 
 
 @dataclass(frozen=True)

@@ -128,7 +128,9 @@ class NotebookOutput:
     def save_figure(self, fig: Figure, name: str, *, caption: str = "",
                     key: bool = True, headline: bool = False) -> Path | None:
         """Save ``fig`` as ``<name>.png`` (``key`` figures are shown in the index, the one
-        ``headline`` figure next to the claim on the book's landing page)."""
+        ``headline`` figure next to the claim on the book's landing page). A key figure is also
+        saved for slides, 16:9 with large fonts, as ``slides/<name>.png`` (`plots.save_slide`;
+        ``ptd figures`` gathers them into ``reports/slides/``)."""
         taken = any(f["file"] == f"{name}.png" for f in self.figures)
         if taken or not FIGURE_NAME.fullmatch(name):
             raise ValueError(f"figure name must be new and match {FIGURE_NAME.pattern}; "
@@ -141,6 +143,8 @@ class NotebookOutput:
             return None
         from ptdlib import plots  # deferred: `ptd report` builds indexes without matplotlib
 
+        if key or headline:
+            plots.save_slide(fig, self.directory / SLIDES / f"{name}.png")
         return plots.save_figure(fig, self.directory / f"{name}.png")
 
     def reading(self, template: str, **values: Any) -> Markdown:
@@ -234,6 +238,28 @@ def package_dir_for(root: Path) -> Path:
 def profile_path(notebook: Path) -> Path:
     """``notebooks/params/<stem>.paper.yaml`` for ``notebooks/<stem>.ipynb``."""
     return notebook.parent / "params" / f"{notebook.stem}.paper.yaml"
+
+
+#: A report's folder of slide versions of its key figures, and the folder that gathers them.
+SLIDES = "slides"
+
+
+def gather_slides(reports_dir: Path) -> list[Path]:
+    """Copy every report's ``slides/<name>.png`` to ``reports_dir/slides/<stem>-<name>.png``.
+
+    The folder is replaced as a whole, so it never holds a slide of a figure that is gone.
+    Returns the gathered files, in notebook order.
+    """
+    target = reports_dir / SLIDES
+    shutil.rmtree(target, ignore_errors=True)
+    gathered = []
+    for source in sorted(reports_dir.glob(f"*/{SLIDES}/*.png")):
+        stem = source.parent.parent.name
+        if stem == SLIDES or stem.startswith("."):
+            continue
+        target.mkdir(exist_ok=True)
+        gathered.append(Path(shutil.copy2(source, target / f"{stem}-{source.name}")))
+    return gathered
 
 
 #: The paragraph of a notebook's title cell that says which settings produced its outputs.

@@ -9,7 +9,7 @@ import nbformat
 PARAMETERS = (
     "seed = 0  # master seed\n"
     "alpha = 0.5  # a float parameter\n"
-    "n_points = 3  # an int parameter\n"
+    "n_points = 3  # an int parameter [1, inf)\n"
     'label = "run"  # a string parameter\n'
     'output_dir = ""  # set by ptd run; "" writes nothing\n'
 )

@@ -65,7 +65,7 @@ def test_notebook_parameter_of_the_wrong_type() -> None:
 
 
 # unknown profile names and out-of-bounds config values: tests/test_notebook_params.py
-# (test_load_profile_rejects, test_config_from_namespace_rejects).
+# (test_load_profile_rejects, test_config_rejects).
 
 
 # --- sweep specs (API) -----------------------------------------------------------------------

@@ -65,7 +65,9 @@ def test_a_failed_check_exits_1_and_names_the_check(project: Outcome) -> None:
 
 def test_success_writes_notebook_figure_and_summary(project: Outcome) -> None:
     folder = project.root / "reports" / "good"
-    assert sorted(p.name for p in folder.iterdir()) == ["good.ipynb", "line.png", "summary.json"]
+    assert sorted(p.name for p in folder.iterdir()) == ["good.ipynb", "line.png", "slides",
+                                                        "summary.json"]
+    assert sorted(p.name for p in (folder / "slides").iterdir()) == ["line.png"]
     summary = json.loads((folder / "summary.json").read_text())
     # 1e-3 on the command line is a YAML string, coerced to the float default's kind.
     assert summary["parameters"] == {"alpha": 0.001, "label": "run", "n_points": 5, "seed": 0}
@@ -102,7 +104,7 @@ def test_success_writes_notebook_figure_and_summary(project: Outcome) -> None:
 def test_the_index_marks_the_failed_notebook(project: Outcome) -> None:
     reports_dir = project.root / "reports"
     assert sorted(p.name for p in (reports_dir / "bad").iterdir()) == [
-        "bad.ipynb", "line.png", "summary.json"]
+        "bad.ipynb", "line.png", "slides", "summary.json"]
     page = (reports_dir / "index.html").read_text()
     # alpha_echo (a claim) passes in good and fails in bad; alpha_is_float passes in both.
     totals = ("claim checks: 1 of 2 pass (0 known failures, 1 failed); consistency checks: 2 of 2 "
@@ -125,6 +127,7 @@ def test_the_index_marks_the_failed_notebook(project: Outcome) -> None:
     (["run", "nope"], "unknown notebook 'nope'; known: bad, good"),
     (["run", "good", "-p", "alpah", "0.1"], "unknown parameter 'alpah'; did you mean 'alpha'?"),
     (["run", "good", "-p", "n_points", "2.5"], "'n_points' expects int; got 2.5 (float)"),
+    (["run", "good", "-p", "n_points", "0"], "'n_points' must lie in [1.0, inf); got 0"),
     (["run", "good", "-p", "alpha", "fast"], "'alpha' expects float; got 'fast' (str)"),
     (["run", "good", "-p", "alpha", "true"], "'alpha' expects float; got True (bool)"),
     (["run", "-p", "output_dir", "x"], "'output_dir' is set by the runner"),
@@ -516,3 +519,17 @@ def test_a_known_failure_that_passes_exits_1_and_says_why(known_project: Path,
 def test_warm_compiles_every_kernel_into_the_cache() -> None:
     code, out, _ = run_cli(["warm"])
     assert code == 0 and out.startswith("simulator kernels compiled or loaded from the cache in")
+
+
+def test_figures_gathers_every_reports_slides(project: Outcome, tmp_path: Path) -> None:
+    reports_dir = tmp_path / "reports"
+    shutil.copytree(project.root / "reports", reports_dir)
+    code, out, _ = run_cli(["figures", "--root", str(project.root), "--out", str(reports_dir)])
+    assert code == 0 and "2 slides" in out
+    assert sorted(p.name for p in (reports_dir / "slides").iterdir()) == ["bad-line.png",
+                                                                         "good-line.png"]
+    shutil.rmtree(reports_dir / "good" / "slides")
+    shutil.rmtree(reports_dir / "bad" / "slides")
+    code, _, err = run_cli(["figures", "--root", str(project.root), "--out", str(reports_dir)])
+    assert code == 2 and "no slides to gather" in err
+    assert not (reports_dir / "slides").exists()  # no slide of a figure that is gone

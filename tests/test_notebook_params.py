@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
-from dataclasses import dataclass
 from pathlib import Path
 
 import nbformat
@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ptdlib import notebook_params as npar
-from ptdlib.notebook_params import Parameter, param
+from ptdlib.notebook_params import Parameter
 
 
 def test_parse_parameters_known_answer() -> None:
@@ -120,46 +120,83 @@ def test_load_profile_rejects(tmp_path: Path, text: str, match: str) -> None:
         npar.load_profile(_profile(tmp_path, text), npar.parse_parameters(PARAMETERS))
 
 
-@dataclass(frozen=True)
-class Config:
-    seed: int = param(low=0)
-    alpha: float = param(low=0.0, high=1.0, low_open=True)
-    label: str = param(choices=("run", "test"))
-    grid: list[int] = param(low=1)  # param sets no shared default
+BOUNDED = """seed = 0  # master seed [0, inf)
+alpha = 0.5  # step size (0, 1]
+label = "run"  # what to do {run, test}
+grid = [2, 4]  # values of N [1, inf)
+flag = False  # a switch
+output_dir = ""  # set by ptd run
+"""
 
 
-def test_config_from_namespace_types_and_validates() -> None:
-    config = npar.config_from_namespace(Config, {"seed": 1, "alpha": 1, "label": "run",
-                                                 "grid": [2, 4], "other": object()})
-    assert config == Config(seed=1, alpha=1.0, label="run", grid=[2, 4])
-    assert type(config.alpha) is float
+def test_config_types_and_validates_from_the_parameters_cell() -> None:
+    namespace = {"seed": 1, "alpha": 1, "label": "run", "grid": [2, 4], "flag": True,
+                 "output_dir": "x", "other": object()}
+    config = npar.config(namespace, source=BOUNDED)
+    assert (config.seed, config.alpha, config.label, config.grid, config.flag) == (
+        1, 1.0, "run", [2, 4], True)
+    assert type(config.alpha) is float and not hasattr(config, "output_dir")
+    assert repr(config).startswith("Config(seed=1, alpha=1.0, label='run'")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        config.seed = 2
+
+
+def test_config_finds_the_parameters_cell_in_the_kernel_history() -> None:
+    injected = "# Parameters\nseed = 3\n"  # papermill's cell: no help comments
+    namespace = {"seed": 3, "alpha": 0.5, "label": "test", "grid": [1], "flag": False,
+                 "In": ["", "import numpy", BOUNDED, injected, "config = ..."]}
+    assert npar.config(namespace).seed == 3
+    with pytest.raises(ValueError, match="no parameters cell in this kernel's history"):
+        npar.config({"seed": 1, "In": ["", "x = 1"]})
 
 
 @pytest.mark.parametrize(("changes", "match"), [
-    ({"alpha": 0.0}, "alpha must lie in \\(0.0, 1.0\\]; got 0.0"),
-    ({"seed": -1}, "seed must lie in"),
-    ({"label": "other"}, "label must be one of"),
-    ({"grid": [2, 0]}, "grid\\[1\\] must lie in"),
+    ({"alpha": 0.0}, "'alpha' must lie in \\(0.0, 1.0\\]; got 0.0"),
+    ({"seed": -1}, "'seed' must lie in"),
+    ({"label": "other"}, "'label' must be one of"),
+    ({"grid": [2, 0]}, "'grid\\[1\\]' must lie in"),
     ({"alpha": "fast"}, "'alpha' expects float"),
 ])
-def test_config_from_namespace_rejects(changes: dict, match: str) -> None:
-    namespace = {"seed": 1, "alpha": 0.5, "label": "run", "grid": [2], **changes}
+def test_config_rejects(changes: dict, match: str) -> None:
+    namespace = {"seed": 1, "alpha": 0.5, "label": "run", "grid": [2], "flag": False, **changes}
     with pytest.raises(ValueError, match=match):
-        npar.config_from_namespace(Config, namespace)
+        npar.config(namespace, source=BOUNDED)
 
 
-def test_config_from_namespace_needs_every_field_and_supported_types() -> None:
-    with pytest.raises(ValueError, match="'grid' of Config is not defined"):
-        npar.config_from_namespace(Config, {"seed": 1, "alpha": 0.5, "label": "run"})
+def test_config_needs_every_declared_parameter() -> None:
+    with pytest.raises(ValueError, match="'grid' is declared but not defined"):
+        npar.config({"seed": 1, "alpha": 0.5, "label": "run", "flag": False}, source=BOUNDED)
 
-    @dataclass(frozen=True)
-    class Odd:
-        rank: int | None
 
-    with pytest.raises(ValueError, match="must be annotated"):
-        npar.config_from_namespace(Odd, {"rank": 1})
-    with pytest.raises(ValueError, match="dataclass"):
-        npar.config_from_namespace(dict, {})
+@pytest.mark.parametrize(("line", "match"), [
+    ("x = 5  # too big [0, 2]", "'x' must lie in"),
+    ("x = 1  # empty (2, 1)", "empty interval"),
+    ("x = 'a'  # an interval on a string [0, 1]", "needs a numeric kind"),
+])
+def test_parse_parameters_reads_and_checks_the_admitted_values(line: str, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        npar.parse_parameters(line + "\n")
+    rules = npar.parse_parameters(BOUNDED)
+    assert rules["alpha"].rules == npar.Rules(0.0, 1.0, low_open=True)
+    assert rules["label"].rules.choices == ("run", "test")
+    assert rules["flag"].rules == npar.Rules()
+    prose = npar.parse_parameters("x = [0.1]  # levels of dist^2(B_t, B*)\n")
+    assert prose["x"].rules == npar.Rules()  # not numbers: no interval
+
+
+def test_a_long_line_takes_its_help_from_the_comment_line_above() -> None:
+    declared = npar.parse_parameters("seed = 0  # seed\n# values of N [1, inf)\ngrid = [2, 4]\n"
+                                     "# a lone comment\n\nflag = True\n")
+    assert declared["grid"].help == "values of N [1, inf)"
+    assert declared["grid"].rules == npar.Rules(1.0, float("inf"), high_open=True)
+    assert declared["flag"].help == ""  # a blank line separates it from the comment
+
+
+def test_load_profile_checks_the_admitted_values(tmp_path: Path) -> None:
+    declared = npar.parse_parameters(BOUNDED)
+    assert npar.load_profile(_profile(tmp_path, "alpha: 0.25\n"), declared) == {"alpha": 0.25}
+    with pytest.raises(ValueError, match="'alpha' must lie in"):
+        npar.load_profile(_profile(tmp_path, "alpha: 2\n"), declared)
 
 
 def test_read_parameters_needs_exactly_one_parameters_cell(tmp_path: Path) -> None:

@@ -104,6 +104,26 @@ def test_save_figure_gives_identical_bytes(tmp_path: Path) -> None:
                                                                          "c.png"]
 
 
+def test_save_slide_is_16_by_9_with_larger_fonts_and_leaves_the_figure_alone(
+        tmp_path: Path) -> None:
+    from matplotlib.image import imread
+
+    fig = _figure()
+    ax = fig.axes[0]
+    ax.set_title("a conclusion")
+    before = (tuple(fig.get_size_inches()), ax.title.get_fontsize())
+    first = plots.save_slide(fig, tmp_path / "slide.png")
+    assert imread(first).shape[:2] == (1080, 1920)
+    assert (tuple(fig.get_size_inches()), ax.title.get_fontsize()) == before
+    assert plots.save_slide(fig, tmp_path / "again.png").read_bytes() == first.read_bytes()
+    plain = plots.save_slide(fig, tmp_path / "plain.png", font_scale=1.0)
+    assert plain.read_bytes() != first.read_bytes()  # the fonts did grow
+    with pytest.raises(ValueError, match=r"\.png"):
+        plots.save_slide(fig, tmp_path / "slide.pdf")
+    with pytest.raises(ValueError, match="font_scale"):
+        plots.save_slide(fig, tmp_path / "slide.png", font_scale=0)
+
+
 def test_save_figure_rejects_other_formats(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"\.png"):
         plots.save_figure(_figure(), tmp_path / "a.pdf")
