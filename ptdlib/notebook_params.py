@@ -53,6 +53,7 @@ import difflib
 import hashlib
 import json
 import math
+import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -298,29 +299,48 @@ def unknown_parameter_message(name: str, parameters: Mapping[str, Parameter]) ->
     return f"unknown parameter {name!r}{hint} (known: {', '.join(known)})"
 
 
-def _parameters_source(namespace: Mapping[str, Any]) -> str:
-    """The notebook's parameters cell, from the kernel's input history ``In``: the last executed
-    cell made of ``name = literal  # help`` lines only (papermill's injected cell has no help)."""
+def _parameters_source(namespace: Mapping[str, Any]) -> str | None:
+    """The notebook's parameters cell from the kernel's input history ``In``: the last executed
+    cell of ``name = literal  # help`` lines only that defines ``seed`` (papermill's injected
+    cell has neither help nor, by default, a seed). None when the history holds none (nbval
+    executes cells without storing them)."""
     for source in reversed(list(namespace.get("In", []))):
         try:
             parameters = parse_parameters(source)
         except ValueError:
             continue
-        if parameters and all(p.help for p in parameters.values()):
+        if (set(REQUIRED_PARAMETERS) <= set(parameters)
+                and all(p.help for p in parameters.values())):
             return source
-    raise ValueError("no parameters cell in this kernel's history: run the notebook's parameters "
-                     "cell first (or pass its text as source=)")
+    return None
 
 
-def config(namespace: Mapping[str, Any], source: str | None = None) -> Any:
+def _declared(namespace: Mapping[str, Any], notebook: str | None,
+              source: str | None) -> dict[str, Parameter]:
+    if source is None:
+        source = _parameters_source(namespace)
+    if source is not None:
+        return parse_parameters(source)
+    if notebook is None:
+        raise ValueError("no parameters cell in this kernel's history: pass the notebook's stem "
+                         "(config(globals(), \"02_mixing\")) or its parameters as source=")
+    # The project folder, as reports.project_root finds it ($PTD_ROOT is set by `ptd run`).
+    root = Path(os.environ.get("PTD_ROOT") or Path(__file__).resolve().parents[1])
+    return read_parameters(root / "notebooks" / f"{notebook}.ipynb")
+
+
+def config(namespace: Mapping[str, Any], notebook: str | None = None, *,
+           source: str | None = None) -> Any:
     """The notebook's parameters as a frozen record, typed and checked; ``output_dir`` left out.
 
     ``namespace`` holds the values (pass ``globals()``: the defaults, or what papermill
-    injected); ``source``, the parameters cell that declares them (default: found in the
-    kernel's history), gives each one's kind (from its default) and admitted values (from the
-    end of its help comment). Raises ValueError naming the parameter and the rule it breaks.
+    injected). The parameters cell that declares them gives each one's kind (from its default)
+    and admitted values (from the end of its help comment): ``source`` if given, else the cell
+    found in the kernel's history (as last run, edits included), else the saved cell of
+    ``notebooks/<notebook>.ipynb`` in the project. Raises ValueError naming the parameter and
+    the rule it breaks.
     """
-    declared = parse_parameters(_parameters_source(namespace) if source is None else source)
+    declared = _declared(namespace, notebook, source)
     fields, values = [], {}
     for name, parameter in declared.items():
         if name in RUNNER_PARAMETERS:
