@@ -141,13 +141,25 @@ def test_config_types_and_validates_from_the_parameters_cell() -> None:
         config.seed = 2
 
 
-def test_config_finds_the_parameters_cell_in_the_kernel_history() -> None:
-    injected = "# Parameters\nseed = 3\n"  # papermill's cell: no help comments
+@pytest.mark.parametrize("injected", [
+    '# Parameters\nseed = 3\noutput_dir = "."\n',  # papermill's cell: a comment, no help
+    '# Parameters\noutput_dir = "."\n',  # the quick profile: no seed
+])
+def test_config_finds_the_parameters_cell_in_the_kernel_history(injected: str) -> None:
     namespace = {"seed": 3, "alpha": 0.5, "label": "test", "grid": [1], "flag": False,
                  "In": ["", "import numpy", BOUNDED, injected, "config = ..."]}
-    assert npar.config(namespace).seed == 3
+    config = npar.config(namespace)
+    assert (config.seed, config.label) == (3, "test")
+
+
+def test_config_without_history_reads_the_saved_notebook(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    make_notebook(tmp_path / "notebooks" / "solo.ipynb", ["x = 1"], parameters=BOUNDED)
+    monkeypatch.setenv("PTD_ROOT", str(tmp_path))
+    namespace = {"seed": 1, "alpha": 0.5, "label": "run", "grid": [2], "flag": False}
+    assert npar.config(namespace, "solo").grid == [2]  # nbval stores no history
     with pytest.raises(ValueError, match="no parameters cell in this kernel's history"):
-        npar.config({"seed": 1, "In": ["", "x = 1"]})
+        npar.config(namespace)
 
 
 @pytest.mark.parametrize(("changes", "match"), [
