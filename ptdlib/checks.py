@@ -24,6 +24,8 @@ true            measured is True                                 check_true
 
 Pre-registration can be made explicit: ``table.expect(Expectation.close(...))`` in a cell above
 the experiment and ``table.measure(name, value)`` after it; an expectation never measured fails.
+``table.preregistration()`` shows the expectations still waiting for their measurement as a
+table (Markdown in Jupyter and the book, fixed-width text elsewhere).
 A :class:`CheckTable` prints the verdicts with values rounded to a stable precision (nbval
 compares that text), writes them to ``summary.json`` and ``assert_all()`` fails the notebook.
 
@@ -88,6 +90,7 @@ if TYPE_CHECKING:
 __all__ = [
     "CheckTable",
     "Expectation",
+    "Preregistration",
     "Verdict",
     "check_at_least",
     "check_at_most",
@@ -477,6 +480,12 @@ class CheckTable:
         """True when every check passed (and there is at least one)."""
         return len(self) > 0 and not self.failed()
 
+    def preregistration(self) -> Preregistration:
+        """The expectations registered and not yet measured, in order, as a displayable table."""
+        pending = [e for e in self._entries.values() if isinstance(e, Expectation)]
+        return Preregistration(tuple((e.name, e.kind or "", expected_text(e), e.claim)
+                                     for e in pending))
+
     def to_frame(self) -> pd.DataFrame:
         """One row per verdict: the fields plus the rendered measured/expected text."""
         import pandas as pd  # deferred: only tables need pandas, notebooks start faster
@@ -511,6 +520,45 @@ class CheckTable:
         if problems:
             raise AssertionError("\n".join([f"{len(problems)} of {len(self)} checks failed:",
                                              *problems]))
+
+
+def _markdown_cell(text: str) -> str:
+    """``text`` safe inside a Markdown table cell: a pipe would end the cell, so pipes in math
+    ($...$) become \\vert / \\Vert and pipes in prose are escaped."""
+    pieces = text.split("$")
+    for k, piece in enumerate(pieces):
+        if k % 2:
+            pieces[k] = piece.replace(r"\|", r"\Vert ").replace("|", r"\vert ")
+        else:
+            pieces[k] = piece.replace("|", r"\|")
+    return "$".join(pieces)
+
+
+@dataclass(frozen=True)
+class Preregistration:
+    """Pre-registered checks (name, kind, expectation, claim), shown as a table.
+
+    Jupyter and the book render the Markdown form (claims keep their math); ``str`` gives a
+    fixed-width text table, the same on every machine.
+    """
+
+    rows: tuple[tuple[str, str, str, str], ...]
+
+    def _repr_markdown_(self) -> str:
+        lines = ["| check | kind | expected | claim |", "|---|---|---|---|"]
+        lines += ["| " + " | ".join(_markdown_cell(cell) for cell in
+                                    (f"`{name}`", kind, expected, claim)) + " |"
+                  for name, kind, expected, claim in self.rows]
+        return "\n".join([f"**{count_text(len(self.rows), 'check')} pre-registered**", "",
+                          *lines])
+
+    def __repr__(self) -> str:
+        header = ("check", "kind", "expected", "claim")
+        rows = [header, *self.rows]
+        widths = [max(len(row[k]) for row in rows) for k in range(3)]
+        return "\n".join([f"{count_text(len(self.rows), 'check')} pre-registered", *(
+            "  ".join([*(cell.ljust(w) for cell, w in zip(row, widths, strict=False)),
+                       row[3]]).rstrip() for row in rows)])
 
 
 def format_value(value: Any, digits: int = 4) -> str:

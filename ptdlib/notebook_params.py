@@ -42,7 +42,10 @@ before anything runs::
 
     from ptdlib import notebook_params
 
-    config = notebook_params.config(globals())
+    config = notebook_params.config(globals(), "02_mixing")
+
+The stem names the notebook whose parameters cell to read when the kernel keeps no history of
+its cells (nbval, some front ends); in Jupyter and under papermill the history is used.
 """
 
 from __future__ import annotations
@@ -53,7 +56,6 @@ import difflib
 import hashlib
 import json
 import math
-import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -324,9 +326,9 @@ def _declared(namespace: Mapping[str, Any], notebook: str | None,
     if notebook is None:
         raise ValueError("no parameters cell in this kernel's history: pass the notebook's stem "
                          "(config(globals(), \"02_mixing\")) or its parameters as source=")
-    # The project folder, as reports.project_root finds it ($PTD_ROOT is set by `ptd run`).
-    root = Path(os.environ.get("PTD_ROOT") or Path(__file__).resolve().parents[1])
-    return read_parameters(root / "notebooks" / f"{notebook}.ipynb")
+    from ptdlib.reports import project_root  # deferred: reports imports this module
+
+    return read_parameters(project_root() / "notebooks" / f"{notebook}.ipynb")
 
 
 def config(namespace: Mapping[str, Any], notebook: str | None = None, *,

@@ -21,7 +21,7 @@ import itertools
 import os
 import pickle
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,6 +35,7 @@ from matplotlib.container import ErrorbarContainer
 from matplotlib.figure import Figure
 from matplotlib.image import AxesImage
 from matplotlib.lines import Line2D
+from matplotlib.patches import Rectangle
 from matplotlib.quiver import Quiver
 from matplotlib.text import Text
 from numpy.typing import ArrayLike
@@ -915,3 +916,39 @@ def plot_estimates_ci(ax: Axes | None, x: ArrayLike, estimate: ArrayLike, low: A
     if label is not None:
         ax.legend()
     return points
+
+
+#: Cell colours of `plot_text_map`: FrozenLake's start, frozen, hole and goal, CliffWalking's
+#: cliff and free cells; any other character is drawn on light grey.
+MAP_COLORS = {"S": "#9bd39b", "F": "#dceefa", "H": "#1f3b5c", "G": "#f2c94c", "C": "#8c5a3c",
+              ".": "#ffffff"}
+
+
+def plot_text_map(ax: Axes | None, rows: Sequence[str]) -> Axes:
+    """A map given as text rows (FrozenLake's "SFHG", CliffWalking's layout), one cell per
+    character, coloured by `MAP_COLORS` and labelled with its character.
+
+    Parameters
+    ----------
+    ax : Axes or None
+        Where to draw; None creates a figure.
+    rows : sequence of str
+        Equal-length rows; row 0 is drawn at the top.
+    """
+    ax = _axes(ax)
+    if not rows or any(len(row) != len(rows[0]) or not row for row in rows):
+        raise ValueError(f"rows must be non-empty strings of equal length; got {list(rows)}")
+    height, width = len(rows), len(rows[0])
+    for r, row in enumerate(rows):
+        for c, char in enumerate(row):
+            color = MAP_COLORS.get(char, "#e6e6e6")
+            ax.add_patch(Rectangle((c - 0.5, r - 0.5), 1, 1, facecolor=color, edgecolor="0.5"))
+            dark = char in ("H", "C")
+            ax.text(c, r, char, ha="center", va="center", fontsize="small",
+                    color="white" if dark else "black")
+    ax.set_xlim(-0.5, width - 0.5)
+    ax.set_ylim(height - 0.5, -0.5)
+    ax.set_aspect("equal")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    return ax

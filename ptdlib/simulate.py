@@ -3,7 +3,9 @@
 Primer
 ------
 `run` composes the steps of `ptdlib.steps` (docs/algorithm.md) over ``steps`` iterations for
-every agent of ``problem`` and every seed, and returns a `Trace` of records. Algorithms:
+every agent of ``problem`` and every seed, and returns a `Trace` of records; `pause` stops one
+seed's run at iteration t and returns its state and the draws of iteration t, for redoing that
+iteration by hand (notebook 04). Algorithms:
 
 - ``personalized``: shared basis B (d x r) + per-agent heads w_i and gains eta_i (steps 2-7);
 - ``fedrep``: tau head steps with B frozen, then one B step with the heads frozen;
@@ -566,8 +568,12 @@ def _advance_chunk(problem: Any, cfg: _Config, st: _State, arr: types.SimpleName
             snapshots[:, :count], cfg, problem.B_star)
 
 
-def _run_sampled(problem: Any, cfg: _Config, st: _State, arr: types.SimpleNamespace) -> None:
-    """Markov or i.i.d. sampling: bulk draws per chunk, then a compiled kernel consumes them."""
+def _run_sampled(problem: Any, cfg: _Config, st: _State,
+                 arr: types.SimpleNamespace) -> types.SimpleNamespace:
+    """Markov or i.i.d. sampling: bulk draws per chunk, then a compiled kernel consumes them.
+
+    Returns the sampler, whose streams then hold exactly the draws of iteration ``steps`` next.
+    """
     sampler = _sampler(problem, cfg, arr, cfg.steps)
     if cfg.sampling == "markov":
         _draw_initial_states(st, sampler, problem.n_states)
@@ -577,6 +583,7 @@ def _run_sampled(problem: Any, cfg: _Config, st: _State, arr: types.SimpleNamesp
         _advance_chunk(problem, cfg, st, arr, sampler, t, length)
         progress.update(length)
     progress.close()
+    return sampler
 
 
 def _progress_bar(cfg: _Config, total: int) -> Any:
@@ -773,11 +780,92 @@ def run(problem: Any, algorithm: str = "personalized", *, steps: int,
                "communication_period": communication_period, "rebase_heads": rebase_heads,
                "c_eta": c_eta, "c_B": c_B, "tau": tau,
                "divergence_threshold": divergence_threshold, "progress": progress}
+    cfg, st, arr, _ = _execute(problem, algorithm, sampling, options)
+    return _trace(problem, cfg, st, arr, step_size)
+
+
+def _execute(problem: Any, algorithm: str, sampling: str, options: dict[str, Any]
+             ) -> tuple[_Config, _State, types.SimpleNamespace, types.SimpleNamespace | None]:
+    """Validate the options, run, and return the final state (and the sampler, if sampled)."""
     cfg = _configure(problem, algorithm, sampling, options)
     arr = _kernel_arrays(problem)
     st = _initial_state(problem, cfg)
     for s in range(len(cfg.seeds)):
         _record_now(st, s, 0, cfg, arr, problem.B_star)
-    (_run_expected if cfg.sampling == "expected" else _run_sampled)(problem, cfg, st, arr)
-    return _trace(problem, cfg, st, arr, step_size)
+    if cfg.sampling == "expected":
+        _run_expected(problem, cfg, st, arr)
+        return cfg, st, arr, None
+    return cfg, st, arr, _run_sampled(problem, cfg, st, arr)
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class PausedRun:
+    """One seed's Markov run stopped after t iterations, with the draws of iteration t.
+
+    Parameters
+    ----------
+    trace : Trace
+        The run of iterations 0, ..., t - 1 (one seed): its final basis, heads and gains are
+        the state (B_t, w_t^i, eta_t^i).
+    states : (N,) int
+        The agents' current states s_t^i.
+    uniforms : (N,)
+        The uniform u_t^i that moves agent i from s_t^i to s_{t+1}^i by the alias rule of
+        `markov.sample_next_states` (module docstring, "Randomness").
+    noise : (N,)
+        The standard normal xi_t^i of agent i's observed reward r_i(s_t^i) + sigma xi_t^i; zeros
+        when the problem has no reward noise (its stream is then never drawn).
+    """
+
+    trace: Trace
+    states: IntArray
+    uniforms: FloatArray
+    noise: FloatArray
+
+
+def pause(problem: Any, algorithm: str = "personalized", *, steps: int,
+          step_size: float | schedules.Schedule | Callable[[int], float], seed: int,
+          rank: int | None = None, init_subspace: FloatArray | None = None,
+          communication_period: int = 1, rebase_heads: bool = False, c_eta: float = 1.0,
+          c_B: float = 1.0, tau: int = 1,
+          divergence_threshold: float | None = None) -> PausedRun:
+    """Run ``steps`` Markov iterations of one seed and stop: the state at t = steps and the
+    draws that iteration t will consume, so that iteration t can be redone by hand.
+
+    Parameters
+    ----------
+    problem, algorithm, step_size, rank, init_subspace, communication_period, rebase_heads,
+    c_eta, c_B, tau, divergence_threshold
+        As for `run` (Markov sampling, one seed, one record at the end).
+    steps : int
+        Iterations completed before the pause, t >= 1.
+    seed : int
+        The seed (>= 0); the run is the one `run` gives for this seed.
+
+    Returns
+    -------
+    PausedRun
+        ``simulate.run(..., steps=t + 1)`` continues from exactly this state with exactly these
+        draws (the streams of the module docstring are consumed one draw per use, never ahead).
+
+    Raises
+    ------
+    ValueError
+        For the invalid inputs of `run`, or if the seed diverged before the pause.
+    """
+    options = {"steps": steps, "step_size": step_size, "seeds": [seed], "rank": rank,
+               "record_every": steps, "init_subspace": init_subspace,
+               "communication_period": communication_period, "rebase_heads": rebase_heads,
+               "c_eta": c_eta, "c_B": c_B, "tau": tau,
+               "divergence_threshold": divergence_threshold, "progress": False}
+    cfg, st, arr, sampler = _execute(problem, algorithm, "markov", options)
+    if st.diverged[0] >= 0:
+        raise ValueError(f"seed {seed} diverged after {st.diverged[0]} iterations, before the "
+                         f"pause at steps = {steps}")
+    transitions, noise = sampler.streams[0]
+    return PausedRun(
+        trace=_trace(problem, cfg, st, arr, step_size), states=st.states[0].copy(),
+        uniforms=np.array([g.random() for g in transitions]),
+        noise=(np.array([g.standard_normal() for g in noise]) if noise
+               else np.zeros(problem.n_agents)))
 

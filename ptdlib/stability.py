@@ -55,6 +55,7 @@ from ptdlib._validation import FloatArray, RngLike, check_in_range, check_positi
 __all__ = [
     "Bisection",
     "MeanPathJacobian",
+    "MeanPathLimit",
     "MeanPathState",
     "bisect_threshold",
     "fixed_point",
@@ -63,6 +64,7 @@ __all__ = [
     "mean_path_error",
     "mean_path_error_curve",
     "mean_path_jacobian",
+    "mean_path_limit",
     "mean_path_step",
     "noise_covariance",
     "quotient_basis",
@@ -781,3 +783,123 @@ def subspace_error_floor(problem: Any, alpha: float | ArrayLike, *, c_eta: float
     floors = [float(np.trace(G @ theory.constant_step_covariance(drift, Gamma, a) @ G.T))
               for a in np.atleast_1d(np.asarray(alpha, dtype=np.float64))]
     return floors[0] if np.ndim(alpha) == 0 else np.array(floors)
+
+
+# ------------------------------------------------------------------- the limit on any problem
+
+#: Levels of the per-step movement dist_F(B_{t+1}, B_t) between which `mean_path_limit` fits the
+#: late geometric rate: below the transient (relative to the largest movement), above round-off.
+RATE_WINDOW = (1e-3, 1e-13)
+#: Fewest iterations inside that window for a rate.
+MIN_RATE_POINTS = 10
+
+
+@dataclasses.dataclass(frozen=True)
+class MeanPathLimit:
+    """Where the mean path settles, found by iterating it (any problem, planted or not).
+
+    Attributes
+    ----------
+    B, heads, eta : (dim, rank), (N, rank), (N,)
+        The state after ``steps`` iterations from the first start: the limit (B_inf, W_inf,
+        eta_inf), up to ``residual``.
+    parameter_error : float
+        (1/N) sum_i ||B_inf w_i - theta_i*||^2 at the limit.
+    start_spread : float
+        Largest dist(B_T, B_inf) over the other starts: about 0 when every start reaches one
+        limit, large when the mean path has several.
+    rate : float
+        kappa: late in the run the movement dist_F(B_{t+1}, B_t) ~ exp(-kappa alpha t); the
+        slowest direction's decay rate per unit step.
+    residual : float
+        Bound on dist_F(B_T, B_inf) from the geometric tail: m_T q / (1 - q), m_T the last
+        movement and q = exp(-kappa alpha).
+    """
+
+    B: FloatArray
+    heads: FloatArray
+    eta: FloatArray
+    parameter_error: float
+    start_spread: float
+    rate: float
+    residual: float
+
+
+def mean_path_limit(problem: Any, *, alpha: float, steps: int, seed: int = 0, starts: int = 3,
+                    c_eta: float = 1.0, c_B: float = 1.0) -> MeanPathLimit:
+    """Iterate the mean-path map from ``starts`` Haar-random bases and return where it settles.
+
+    Parameters
+    ----------
+    problem : ptdlib.problems.Problem
+        Any problem with a rank (planted or misspecified: `fixed_point` needs a planted one).
+    alpha : float
+        Constant step, > 0, below the mean path's critical step.
+    steps : int
+        Iterations T >= 1 from every start (heads and gains start at 0).
+    seed : int, optional
+        The starts are ``subspace.haar_orthonormal(dim, rank, seed, size=starts)``.
+    starts : int, optional
+        Number of random starts, >= 1; the first gives the limit, the others its spread.
+    c_eta, c_B : float, optional
+        Single-timescale ratios.
+
+    Returns
+    -------
+    MeanPathLimit
+
+    Raises
+    ------
+    ValueError
+        If the problem has no rank, the mean path diverges (alpha too large), or the movement
+        of the first start does not fall from `RATE_WINDOW`'s upper level to its lower one over
+        at least `MIN_RATE_POINTS` iterations (too few steps: the run is still transient), or
+        does not decay there.
+
+    Notes
+    -----
+    x_{t+1} = F_alpha(x_t) (`mean_path_step`); m_t = dist_F(B_{t+1}, B_t) ~ C q^t late, log q the
+    least-squares slope of log m_t over the window; kappa = -log(q) / alpha;
+    dist_F(B_T, B_inf) <= sum_{t >= T} m_t ~ m_T q / (1 - q).
+    """
+    alpha = check_in_range(alpha, "alpha", 0.0, np.inf, low_open=True, high_open=True)
+    starts = check_positive_int(starts, "starts")
+    c_eta, c_B = _ratios(c_eta, c_B)
+    rank = problem.rank if problem.B_star is None else problem.B_star.shape[1]
+    if rank is None:
+        raise ValueError("problem must have a rank (Problem.from_arrays(..., rank=r))")
+    system, N = _system(problem), problem.n_agents
+    x = MeanPathState(subspace.haar_orthonormal(problem.dim, rank, seed, size=starts),
+                      np.zeros((starts, N, rank)), np.zeros((starts, N)))
+    movement = []
+    for t in range(check_positive_int(steps, "steps")):
+        previous = x.B[0]
+        with np.errstate(over="ignore", invalid="ignore"):
+            try:
+                x = _step(system, x, alpha, c_eta, c_B, False)
+            except ValueError as exc:  # the retraction refuses a non-finite basis
+                raise ValueError(f"the mean path diverged at iteration {t}: alpha={alpha} is "
+                                 "above its critical step") from exc
+        # dist_F for orthonormal bases, ||(I - B_t B_t^T) B_{t+1}||_F, without an SVD per step
+        B = x.B[0]
+        movement.append(float(np.linalg.norm(B - previous @ (previous.T @ B))))
+    scale = np.array(movement) / max(movement)
+    settled = np.flatnonzero(scale <= RATE_WINDOW[0])
+    window = settled[0] + np.flatnonzero(scale[settled[0]:] >= RATE_WINDOW[1]) if settled.size \
+        else settled
+    if window.size < MIN_RATE_POINTS:
+        raise ValueError(f"steps={len(movement)} leave {window.size} iterations with the movement "
+                         f"between {RATE_WINDOW[0]:g} and {RATE_WINDOW[1]:g} of its largest "
+                         f"value (need {MIN_RATE_POINTS}): raise steps")
+    q = float(np.exp(np.polyfit(window, np.log(scale[window]), 1)[0]))
+    if not q < 1:
+        raise ValueError(f"the mean path's movement does not decay late in the run (ratio {q:.6g}"
+                         " per step): raise steps, or no limit exists at this alpha")
+    B = x.B[0]
+    spread = max((subspace.principal_angle_distance(x.B[k], B) for k in range(1, starts)),
+                 default=0.0)
+    theta = x.W[0] @ B.T  # row i is B w_i (the parameter ``steps`` hides the module)
+    error = float(np.mean(np.sum((theta - system.theta_star) ** 2, axis=-1)))
+    return MeanPathLimit(B=B, heads=x.W[0], eta=x.eta[0], parameter_error=error,
+                         start_spread=float(spread), rate=float(-np.log(q) / alpha),
+                         residual=float(movement[-1] * q / (1 - q)))

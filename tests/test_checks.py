@@ -553,3 +553,22 @@ def test_schema_2_checks_still_read_with_no_kind() -> None:
     assert verdict.kind is None and checks.verdict_text(verdict) == "UNEXPECTED PASS"
     assert checks.kind_counts([verdict])["None"] == {"checks": 1, "passed": 0,
                                                      "known_failures": 0, "failed": 1}
+
+
+def test_preregistration_lists_the_pending_expectations_as_markdown_and_text() -> None:
+    table = checks.CheckTable()
+    table.expect(Expectation.close("slope", r"slope of $\|x\|$ in $N$", -1.0, atol=0.2,
+                                   kind="claim"))
+    table.expect(Expectation.at_most("gap", "a | b", 1e-12, kind="consistency"))
+    table.expect(Expectation.true("done", "measured already", kind="precondition"))
+    table.measure("done", True)
+    shown = table.preregistration()
+    markdown = shown._repr_markdown_().splitlines()
+    assert markdown[0] == "**2 checks pre-registered**"
+    assert markdown[4] == r"| `slope` | claim | -1 +/- 0.2 | slope of $\Vert x\Vert $ in $N$ |"
+    assert markdown[5] == r"| `gap` | consistency | <= 1e-12 | a \| b |"  # the prose pipe
+    assert len(markdown) == 6  # the measured check is no longer pending
+    text = repr(shown).splitlines()
+    assert text[0] == "2 checks pre-registered"
+    assert text[1].split() == ["check", "kind", "expected", "claim"]
+    assert text[2].startswith("slope  claim        -1 +/- 0.2  slope of")

@@ -419,3 +419,16 @@ def test_plot_estimates_ci_draws_asymmetric_bars_and_skips_missing_points() -> N
         plots.plot_estimates_ci(_axes(), x[:1], [1.0], [2.0], [3.0])
     with pytest.raises(ValueError, match="shape"):
         plots.plot_estimates_ci(_axes(), x, est[:2], low, high)
+
+
+def test_text_map_draws_one_coloured_cell_per_character() -> None:
+    fig, ax = plt.subplots()
+    plots.plot_text_map(ax, ["SFH", "FFG"])
+    cells = ax.patches
+    assert len(cells) == 6 and len(ax.texts) == 6
+    hole = matplotlib.colors.to_rgba(plots.MAP_COLORS["H"])
+    assert cells[2].get_facecolor() == hole and ax.texts[2].get_text() == "H"
+    assert ax.get_ylim() == (1.5, -0.5)  # row 0 on top
+    with pytest.raises(ValueError, match="rows must be non-empty strings of equal length"):
+        plots.plot_text_map(ax, ["SF", "F"])
+    plt.close(fig)

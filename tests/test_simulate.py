@@ -422,3 +422,40 @@ def test_oracle_and_rank_need_a_subspace(small) -> None:
         simulate.run(object(), steps=5, step_size=0.1, seeds=1)
     trace = simulate.run(bare, steps=5, step_size=0.1, seeds=1, rank=2)
     assert trace.subspace_distance is None and trace.head_error is not None
+
+
+# ------------------------------------------------------------------ pause: the state at step t
+
+def test_pause_holds_the_run_state_and_the_next_draws_of_every_stream(small) -> None:
+    t, seed = 37, 5
+    options = {"step_size": 0.05, "rebase_heads": True}
+    paused = simulate.pause(small, steps=t, seed=seed, **options)
+    full = simulate.run(small, steps=t, seeds=[seed], **options)
+    np.testing.assert_array_equal(paused.trace.B, full.B)
+    np.testing.assert_array_equal(paused.trace.heads, full.heads)
+    # Replay each agent's documented streams: one uniform for s_0, one per transition, one
+    # normal per iteration; the pause must leave exactly the draws of iteration t.
+    N, n = small.n_agents, small.n_states
+    transitions, noise = simulate._agent_streams(seed, N, noise=True)
+    mu_rows = markov.alias_tables(np.repeat(small.mu[:, None, :], n, axis=1))
+    states = np.array([markov.sample_next_states(mu_rows, i, 0, g.random())
+                       for i, g in enumerate(transitions)])
+    tables = markov.alias_tables(small.P)
+    for _ in range(t):
+        states = markov.sample_next_states(tables, np.arange(N), states,
+                                           np.array([g.random() for g in transitions]))
+        for g in noise:
+            g.standard_normal()
+    np.testing.assert_array_equal(paused.states, states)
+    np.testing.assert_array_equal(paused.uniforms, [g.random() for g in transitions])
+    np.testing.assert_array_equal(paused.noise, [g.standard_normal() for g in noise])
+
+
+def test_pause_without_reward_noise_reports_zero_noise(planted32) -> None:
+    paused = simulate.pause(planted32, steps=3, step_size=0.1, seed=0)
+    assert paused.noise.shape == (planted32.n_agents,) and not paused.noise.any()
+
+
+def test_pause_refuses_a_seed_that_diverged_before_it(small) -> None:
+    with pytest.raises(ValueError, match="seed 1 diverged after"):
+        simulate.pause(small, steps=200, step_size=40.0, seed=1, divergence_threshold=1e3)

@@ -302,3 +302,38 @@ def test_subspace_error_floor_is_linear_in_alpha_to_first_order_and_takes_a_sequ
     assert floors[0] / alphas[0] == pytest.approx(floors[1] / alphas[1], rel=1e-2)
     with pytest.raises(ValueError, match="spectral radius"):
         stability.subspace_error_floor(problem, 50.0)
+
+
+# ------------------------------------------------------------------ the limit on any problem
+
+def test_mean_path_limit_of_a_planted_problem_is_b_star_at_the_jacobians_rate() -> None:
+    problem = problems.shared_subspace_problem(6, 12, 5, 2, heterogeneity=0.5, rng=0)
+    limit = stability.mean_path_limit(problem, alpha=0.5, steps=20000)
+    assert subspace.principal_angle_distance(limit.B, problem.B_star) < 1e-10
+    assert limit.parameter_error < 1e-20 and limit.residual < 1e-10
+    assert limit.start_spread < 1e-10
+    # The late movement decays at the slowest rate of the drift's (B, W) block (the gains,
+    # at rate c_eta = 1, are faster); the fit over a finite window agrees to 2%.
+    jacobian = stability.mean_path_jacobian(problem)
+    block = jacobian.drift[:jacobian.n_block, :jacobian.n_block]
+    slowest = -np.linalg.eigvals(block).real.max()
+    assert abs(limit.rate / slowest - 1) < 0.02
+
+
+def test_mean_path_limit_of_a_misspecified_problem_is_above_the_projection_floor() -> None:
+    # Eckart-Young: no rank-2 basis and heads fit Theta* better than its top-2 SVD part.
+    problem = problems.shared_subspace_problem(6, 12, 5, 2, heterogeneity=0.5,
+                                               misspecification=0.5, rng=1)
+    limit = stability.mean_path_limit(problem, alpha=0.5, steps=20000)
+    sigma = np.linalg.svd(problem.theta_star, compute_uv=False)
+    floor = np.sum(sigma[2:] ** 2) / problem.n_agents
+    assert floor > 1e-3 and limit.parameter_error >= floor
+    assert limit.residual < 1e-8
+
+
+def test_mean_path_limit_refuses_a_diverging_step_and_too_short_a_run() -> None:
+    problem = problems.shared_subspace_problem(6, 12, 5, 2, heterogeneity=0.5, rng=0)
+    with pytest.raises(ValueError, match=r"diverged at iteration .* above its critical step"):
+        stability.mean_path_limit(problem, alpha=50.0, steps=2000)
+    with pytest.raises(ValueError, match="raise steps"):
+        stability.mean_path_limit(problem, alpha=0.5, steps=50)
