@@ -75,7 +75,7 @@ import math
 import os
 import platform
 import tempfile
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, get_args
@@ -553,12 +553,8 @@ class Preregistration:
                           *lines])
 
     def __repr__(self) -> str:
-        header = ("check", "kind", "expected", "claim")
-        rows = [header, *self.rows]
-        widths = [max(len(row[k]) for row in rows) for k in range(3)]
-        return "\n".join([f"{count_text(len(self.rows), 'check')} pre-registered", *(
-            "  ".join([*(cell.ljust(w) for cell, w in zip(row, widths, strict=False)),
-                       row[3]]).rstrip() for row in rows)])
+        return (f"{count_text(len(self.rows), 'check')} pre-registered\n"
+                + _fixed_width(("check", "kind", "expected", "claim"), self.rows))
 
 
 def format_value(value: Any, digits: int = 4) -> str:
@@ -725,9 +721,15 @@ def format_table(verdicts: Iterable[Verdict], digits: int = 4, *, values: bool =
     header = ["check", "kind", *(["measured"] if values else []), "expected", "verdict", "claim"]
     rows = [[v.name, v.kind or "", *([measured_text(v, digits, stable=True)] if values else []),
              expected_text(v, digits), verdict_text(v), v.claim] for v in verdicts]
-    widths = [max(len(row[k]) for row in [header, *rows]) for k in range(len(header) - 1)]
+    return _fixed_width(header, rows)
+
+
+def _fixed_width(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """Columns padded to their widest cell, two spaces apart; the last column is left ragged."""
+    table = [header, *rows]
+    widths = [max(len(row[k]) for row in table) for k in range(len(header) - 1)]
     return "\n".join("  ".join([*(cell.ljust(w) for cell, w in zip(row, widths, strict=False)),
-                                row[-1]]).rstrip() for row in [header, *rows])
+                                row[-1]]).rstrip() for row in table)
 
 
 def json_value(value: Any) -> Any:

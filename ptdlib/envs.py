@@ -562,6 +562,18 @@ def _check_policy_choice(policy: str, epsilon: float) -> float:
     return check_in_range(epsilon, "epsilon", 0.0, 1.0)
 
 
+def _family_args(n_agents: int, policy: str, epsilon: float, restart: float, dim: int,
+                 rng: RngLike) -> tuple[float, float, int, np.random.Generator,
+                                        list[np.random.Generator]]:
+    """The arguments every family shares, validated, with the family's Generator and the agents'
+    streams drawn from it (module docstring, "Randomness")."""
+    epsilon = _check_policy_choice(policy, epsilon)
+    restart = check_in_range(restart, "restart", 0.0, 1.0, high_open=True)
+    dim = check_positive_int(dim, "dim")
+    gen = np.random.default_rng(rng)
+    return epsilon, restart, dim, gen, _agent_streams(gen, n_agents)
+
+
 def _family(name: str, agent_envs: list[Any], coordinates: FloatArray, *, knob: str,
             knob_values: FloatArray, maps: list[tuple[str, ...]], policy: str, epsilon: float,
             restart: float, rank: int | None, dim: int, gen: np.random.Generator) -> EnvFamily:
@@ -721,11 +733,8 @@ def frozenlake_problem(n_agents: int, size: int, *, p: float = 0.8,
     import gymnasium as gym
 
     n_agents, size, p = _check_map_args(n_agents, size, p)
-    epsilon = _check_policy_choice(policy, epsilon)
-    restart = check_in_range(restart, "restart", 0.0, 1.0, high_open=True)
-    dim = check_positive_int(dim, "dim")
-    gen = np.random.default_rng(rng)
-    streams = _agent_streams(gen, n_agents)
+    epsilon, restart, dim, gen, streams = _family_args(n_agents, policy, epsilon, restart, dim,
+                                                       rng)
     maps = [_draw_map(size, p, g) for g in streams]
     rates = _per_agent(success_rate, "success_rate", streams, drawn=(0.0, 1.0))
     agent_envs = [gym.make("FrozenLake-v1", desc=m, is_slippery=True, success_rate=float(rate))
@@ -788,11 +797,8 @@ def cliffwalking_problem(n_agents: int, *, slip: float | Sequence[float] | None 
     import gymnasium as gym
 
     n_agents = check_positive_int(n_agents, "n_agents")
-    epsilon = _check_policy_choice(policy, epsilon)
-    restart = check_in_range(restart, "restart", 0.0, 1.0, high_open=True)
-    dim = check_positive_int(dim, "dim")
-    gen = np.random.default_rng(rng)
-    streams = _agent_streams(gen, n_agents)
+    epsilon, restart, dim, gen, streams = _family_args(n_agents, policy, epsilon, restart, dim,
+                                                       rng)
     slips = _per_agent(slip, "slip", streams, drawn=(0.0, 1.0))
     dry, wet = (gym.make("CliffWalking-v1", is_slippery=flag) for flag in (False, True))
     agent_envs = [_MixedTable(dry.unwrapped, wet.unwrapped, s) for s in slips]
@@ -837,11 +843,8 @@ def taxi_problem(n_agents: int, *, rainy_probability: float | Sequence[float] | 
     from gymnasium.envs.toy_text.taxi import MAP
 
     n_agents = check_positive_int(n_agents, "n_agents")
-    epsilon = _check_policy_choice(policy, epsilon)
-    restart = check_in_range(restart, "restart", 0.0, 1.0, high_open=True)
-    dim = check_positive_int(dim, "dim")
-    gen = np.random.default_rng(rng)
-    streams = _agent_streams(gen, n_agents)
+    epsilon, restart, dim, gen, streams = _family_args(n_agents, policy, epsilon, restart, dim,
+                                                       rng)
     rain = _per_agent(rainy_probability, "rainy_probability", streams, drawn=(0.5, 1.0))
     agent_envs = [gym.make("Taxi-v4", is_rainy=True, rainy_probability=float(q)) for q in rain]
     codes = np.array(state_labels(agent_envs[0]))  # (row, column, passenger, destination)
