@@ -898,8 +898,7 @@ def mean_path_limit(problem: Any, *, alpha: float, steps: int, seed: int = 0, st
     B = x.B[0]
     spread = max((subspace.principal_angle_distance(x.B[k], B) for k in range(1, starts)),
                  default=0.0)
-    theta = x.W[0] @ B.T  # row i is B w_i (the parameter ``steps`` hides the module)
-    error = float(np.mean(np.sum((theta - system.theta_star) ** 2, axis=-1)))
+    error = theory.shared_parameter_error(B, x.W[0], system.theta_star)
     return MeanPathLimit(B=B, heads=x.W[0], eta=x.eta[0], parameter_error=error,
                          start_spread=float(spread), rate=float(-np.log(q) / alpha),
                          residual=float(movement[-1] * q / (1 - q)))
