@@ -45,6 +45,15 @@ Theta*) inside an `EnvFamily` record. Unlike the planted problems, nothing is lo
 `misspecification` reports sigma_{r+1}(Theta*) / sigma_1(Theta*) and `projection_floor` the part
 (1/N) ||(I - B* B*^T) Theta*||_F^2 of the error that no rank-r method can remove.
 
+Rewards. A family divides every reward by r_max, the largest |reward| in its agents' tables
+(``EnvFamily.reward_scale``: 1 for FrozenLake, 100 for CliffWalking's cliff, 20 for Taxi's
+dropoff), so that |r| <= 1 as the theory assumes. Linear TD is equivariant under this change of
+units (theta* and its iterates scale by 1/r_max at the same step), but the shared-basis update is
+bilinear: its movement of B per step scales with ||w||^2 while the heads' does not, so which
+steps are stable depends on the units (with gymnasium's raw rewards CliffWalking's ||theta_i*||
+is about 60).
+Multiply an error by r_max^2 (a gain by r_max) to return to gymnasium's units.
+
 State spaces. A family keeps the states that some sequence of steps enters from the start: all
 size^2 cells of FrozenLake (its maps are drawn with every cell reachable), 38 of CliffWalking's 48
 cells (no step enters the cliff), 404 of Taxi's 500 states (of the 100 with the passenger at its
@@ -137,6 +146,8 @@ class EnvFamily:
     kernels : (n_agents, n_states, n_actions, n_states) the agents' continuing MDPs P_i(s' | s, a)
         on the kept states, restart included (`control_problem` learns to act in them).
     action_rewards : (n_agents, n_states, n_actions) their expected rewards R_i(s, a).
+    reward_scale : r_max, the largest |reward| in the agents' tables: every reward of the family
+        (``problem.rewards``, ``action_rewards``) is gymnasium's divided by it, so |r| <= 1.
     """
 
     name: str
@@ -149,6 +160,7 @@ class EnvFamily:
     policy: FloatArray
     kernels: FloatArray
     action_rewards: FloatArray
+    reward_scale: float
 
     def __post_init__(self) -> None:
         for name in ("states", "knob_values", "policy"):
@@ -580,8 +592,9 @@ def _family(name: str, agent_envs: list[Any], coordinates: FloatArray, *, knob: 
     """Shared assembly: tables -> common states -> restart -> policy -> chains -> Problem."""
     mdps = [_continuing_mdp(env) for env in agent_envs]
     keep = _common_states(mdps)
+    reward_scale = max(float(np.abs(_entries(_unwrapped(env))[4]).max()) for env in agent_envs)
     P = np.stack([P_i[keep][:, :, keep] for P_i, _, _ in mdps])
-    R = np.stack([R_i[keep] for _, R_i, _ in mdps])
+    R = np.stack([R_i[keep] for _, R_i, _ in mdps]) / reward_scale
     P, R = _with_restart(P, R, restart)
     if policy == "uniform":
         pi = np.full(R.shape, 1.0 / R.shape[-1])
@@ -598,7 +611,8 @@ def _family(name: str, agent_envs: list[Any], coordinates: FloatArray, *, knob: 
     Phi = fourier_features(coordinates[keep], dim, rng=gen)
     return EnvFamily(name=name, problem=Problem.from_arrays(P_pi, r_pi, Phi, rank=rank),
                      states=keep, labels=labels, maps=tuple(maps), knob=knob,
-                     knob_values=knob_values, policy=pi, kernels=P, action_rewards=R)
+                     knob_values=knob_values, policy=pi, kernels=P, action_rewards=R,
+                     reward_scale=reward_scale)
 
 
 def control_problem(family: EnvFamily) -> mdp.ControlProblem:

@@ -836,7 +836,8 @@ def mean_path_limit(problem: Any, *, alpha: float, steps: int, seed: int = 0, st
     alpha : float
         Constant step, > 0, below the mean path's critical step.
     steps : int
-        Iterations T >= 1 from every start (heads and gains start at 0).
+        Most iterations T >= 1 from every start (heads and gains start at 0). The run stops
+        earlier once the movement falls below `RATE_WINDOW`'s lower level, round-off.
     seed : int, optional
         The starts are ``subspace.haar_orthonormal(dim, rank, seed, size=starts)``.
     starts : int, optional
@@ -871,8 +872,11 @@ def mean_path_limit(problem: Any, *, alpha: float, steps: int, seed: int = 0, st
     system, N = _system(problem), problem.n_agents
     x = MeanPathState(subspace.haar_orthonormal(problem.dim, rank, seed, size=starts),
                       np.zeros((starts, N, rank)), np.zeros((starts, N)))
-    movement = []
+    movement: list[float] = []
+    largest = 0.0
     for t in range(check_positive_int(steps, "steps")):
+        if movement and movement[-1] < RATE_WINDOW[1] * largest:
+            break  # round-off level: further iterations cannot move the limit
         previous = x.B[0]
         with np.errstate(over="ignore", invalid="ignore"):
             try:
@@ -883,7 +887,8 @@ def mean_path_limit(problem: Any, *, alpha: float, steps: int, seed: int = 0, st
         # dist_F for orthonormal bases, ||(I - B_t B_t^T) B_{t+1}||_F, without an SVD per step
         B = x.B[0]
         movement.append(float(np.linalg.norm(B - previous @ (previous.T @ B))))
-    scale = np.array(movement) / max(movement)
+        largest = max(largest, movement[-1])
+    scale = np.array(movement) / largest
     settled = np.flatnonzero(scale <= RATE_WINDOW[0])
     window = settled[0] + np.flatnonzero(scale[settled[0]:] >= RATE_WINDOW[1]) if settled.size \
         else settled

@@ -431,10 +431,16 @@ def test_cliffwalking_family() -> None:
     assert not np.any(np.isin(cliffs.states, np.arange(37, 47)))
     # Slip 1 is gymnasium's slippery cliff; epsilon-greedy differs between the agents.
     slippery = gym.make("CliffWalking-v1", is_slippery=True)
-    P, _ = envs.mdp_from_gymnasium(slippery)
+    P, R = envs.mdp_from_gymnasium(slippery)
     keep = cliffs.states
     P_pi = np.einsum("sa,sat->st", cliffs.policy[2], P[keep][:, :, keep])
     np.testing.assert_allclose(cliffs.problem.P[2], P_pi, rtol=0, atol=EXACT)
+    # Rewards in units of r_max = 100, the cliff's: |r| <= 1, theta* scaled alike.
+    assert cliffs.reward_scale == 100.0
+    r_pi = np.einsum("sa,sa->s", cliffs.policy[2], R[keep])
+    np.testing.assert_allclose(cliffs.problem.rewards[2] * 100, r_pi, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(cliffs.action_rewards[2] * 100, R[keep], rtol=0, atol=1e-12)
+    assert np.abs(cliffs.action_rewards).max() <= 1
     assert cliffs.misspecification > 0
     # Under the uniform policy the slip is invisible: every agent has the same chain.
     uniform_cliffs = envs.cliffwalking_problem(3, slip=[0.0, 0.5, 1.0], policy="uniform",
@@ -453,7 +459,9 @@ def test_taxi_family() -> None:
     P, R = envs.mdp_from_gymnasium(dry)
     keep = taxis.states
     np.testing.assert_allclose(taxis.problem.P[1], P[keep][:, :, keep].mean(axis=1), atol=EXACT)
-    np.testing.assert_allclose(taxis.problem.rewards[1], R[keep].mean(axis=1), atol=EXACT)
+    # Rewards are in units of r_max = 20, the dropoff's reward.
+    assert taxis.reward_scale == 20.0
+    np.testing.assert_allclose(taxis.problem.rewards[1] * 20, R[keep].mean(axis=1), atol=EXACT)
 
 
 def test_control_problem_has_one_copy_of_the_state_features_per_action() -> None:

@@ -331,6 +331,16 @@ def test_mean_path_limit_of_a_misspecified_problem_is_above_the_projection_floor
     assert limit.residual < 1e-8
 
 
+def test_mean_path_limit_stops_at_round_off() -> None:
+    # A budget far beyond round-off costs nothing: the run stops once the basis no longer moves,
+    # at the limit that the shorter run finds.
+    problem = problems.shared_subspace_problem(6, 12, 5, 2, heterogeneity=0.5, rng=0)
+    short = stability.mean_path_limit(problem, alpha=0.5, steps=20000)
+    budget = stability.mean_path_limit(problem, alpha=0.5, steps=10**9)
+    assert subspace.principal_angle_distance(budget.B, short.B) < 1e-12
+    assert abs(budget.rate / short.rate - 1) < 1e-6
+
+
 def test_mean_path_limit_refuses_a_diverging_step_and_too_short_a_run() -> None:
     problem = problems.shared_subspace_problem(6, 12, 5, 2, heterogeneity=0.5, rng=0)
     with pytest.raises(ValueError, match=r"diverged at iteration .* above its critical step"):
