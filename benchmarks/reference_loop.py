@@ -13,6 +13,12 @@ simulator documents, from the same per-agent Generators:
 - reward noise (if any) from ``default_rng(SeedSequence(s, spawn_key=(i, 0)))``, one standard
   normal per iteration;
 - the Haar-random initial basis from ``default_rng(s)``.
+
+The readings of docs/algorithm.md ("Readings") are the same keyword arguments as in
+`ptdlib.simulate.run`, each applied where the equations put it: the gain update in step 3, the
+head projection right after step 4 and again after re-basing, the heads-first gradient after
+step 4, the basis step beta_t in place of c_B alpha_t in step 6 (or the local copies' steps),
+the polar factor in step 7.
 """
 
 from __future__ import annotations
@@ -56,12 +62,26 @@ def reference_run(problem: Any, algorithm: str = "personalized", *, steps: int, 
                   record_steps: list[int] | None = None, init_subspace: np.ndarray | None = None,
                   communication_period: int = 1, rebase_heads: bool = False,
                   c_eta: float = 1.0, c_B: float = 1.0, tau: int = 1,
-                  divergence_threshold: float | None = None) -> ReferenceResult:
+                  divergence_threshold: float | None = None, update_order: str = "simultaneous",
+                  gain_update: str = "reward", head_radius: float | None = None,
+                  retraction: str = "qr", representation_step_size: Any = None
+                  ) -> ReferenceResult:
     """Run one seed of ``algorithm`` (same meaning of every argument as `ptdlib.simulate.run`)."""
     N, d = problem.P.shape[0], problem.features.shape[1]
     Phi, rewards, sigma = problem.features, problem.rewards, problem.reward_noise
     r = rank if rank is not None else problem.B_star.shape[1]
     schedule = schedules.as_schedule(step_size)
+    beta_schedule = (None if representation_step_size is None
+                     else schedules.as_schedule(representation_step_size))
+    retract = step.polar_retraction_step if retraction == "polar" else step.retraction_step
+
+    def gain(eta_i: float, reward: float, delta: float, alpha: float) -> float:
+        if gain_update == "td":
+            return step.differential_gain_step(eta_i, delta, alpha, c_eta)
+        return step.gain_step(eta_i, reward, alpha, c_eta)
+
+    def project(heads: np.ndarray) -> np.ndarray:
+        return heads if head_radius is None else step.head_projection(heads, head_radius)
     record_steps = [0, steps] if record_steps is None else record_steps
     threshold = divergence_threshold or 1e6 * max(
         1.0, np.max(np.abs(rewards)), np.max(np.linalg.norm(problem.theta_star, axis=1)), sigma)
@@ -111,6 +131,8 @@ def reference_run(problem: Any, algorithm: str = "personalized", *, steps: int, 
     basis_changed = False
     for t in range(steps):
         alpha = schedule(t)
+        # the basis step and its ratio: c_B alpha_t, or beta_t of a representation schedule
+        beta, ratio = (alpha, c_B) if beta_schedule is None else (beta_schedule(t), 1.0)
         rep = algorithm == "personalized" or (
             algorithm == "fedrep" and step.fedrep_updates_representation(t, tau))
         for i in range(N):
@@ -124,19 +146,23 @@ def reference_run(problem: Any, algorithm: str = "personalized", *, steps: int, 
             reward = rewards[i, s] + (sigma * noise_rng[i].standard_normal() if sigma > 0 else 0.0)
             if shared:
                 basis = B_local[i] if K > 1 else B
-                delta = step.td_error(reward, eta[i], Phi[s], Phi[s_next],
+                eta_t = eta[i]
+                delta = step.td_error(reward, eta_t, Phi[s], Phi[s_next],
                                        step.shared_parameter(basis, w[i]))
                 z = step.td_direction(delta, Phi[s])
-                eta[i] = step.gain_step(eta[i], reward, alpha, c_eta)
-                if rep:
+                eta[i] = gain(eta_t, reward, delta, alpha)
+                if rep and update_order == "simultaneous":
                     G[i] = step.representation_gradient(z, w[i])
-                    if K > 1:
-                        B_local[i] = step.local_representation_step(B_local[i], G[i], alpha, c_B)
                 if not (algorithm == "fedrep" and rep):
-                    w[i] = step.head_step(w[i], basis, z, alpha)
+                    w[i] = project(step.head_step(w[i], basis, z, alpha))
+                if rep and update_order == "heads_first":
+                    G[i] = step.heads_first_gradient(reward, eta_t, Phi[s], Phi[s_next], basis,
+                                                     w[i])
+                if rep and K > 1:
+                    B_local[i] = step.local_representation_step(B_local[i], G[i], beta, ratio)
             else:
                 delta = step.td_error(reward, eta[i], Phi[s], Phi[s_next], theta[i])
-                eta[i] = step.gain_step(eta[i], reward, alpha, c_eta)
+                eta[i] = gain(eta[i], reward, delta, alpha)
                 theta[i] = step.local_td_step(theta[i], step.td_direction(delta, Phi[s]), alpha)
 
         round_now = (t + 1) % K == 0 or t + 1 == steps
@@ -145,10 +171,10 @@ def reference_run(problem: Any, algorithm: str = "personalized", *, steps: int, 
             np.abs(w if shared else theta) <= threshold)
         if shared and round_now and basis_changed and ok:
             basis_changed = False
-            B_tilde = (step.server_average(B, G, alpha, c_B) if K == 1
+            B_tilde = (step.server_average(B, G, beta, ratio) if K == 1
                        else step.average_local_copies(np.array(B_local)))
-            retracted = step.retraction_step(B_tilde, w, rebase_heads=rebase_heads)
-            B, w = retracted.B, retracted.w
+            retracted = retract(B_tilde, w, rebase_heads=rebase_heads)
+            B, w = retracted.B, (project(retracted.w) if rebase_heads else retracted.w)
             B_local = [B.copy() for _ in range(N)]
             ok = np.all(np.abs(w) <= threshold)
         if not ok:

@@ -13,13 +13,17 @@ kernel line            equation                                       steps.py f
 ``_sample_all``        one uniform -> s' (rule of markov.sample_next_states)     (sampling)
 ``delta = ...``        delta = r - eta + (phi(s') - phi(s))^T B w      `td_error`
 ``eta[i] += ...``      eta <- eta + c_eta alpha (r - eta)             `gain_step`
+                       or eta <- eta + c_eta alpha delta (GAIN_TD)    `differential_gain_step`
 ``w[i, k] += ...``     w <- w + alpha delta B^T phi(s)                `head_step`
+``w[i, k] *= ...``     then w <- w R / max(||w||, R) if R < inf       `head_projection`
 ``M[s0, k] += ...``    sum_i G^i = Phi^T M, M[s] = sum_{i: s_i=s}     `representation_gradient`
                        delta_i w_i^T, since G^i = delta_i phi(s_i) w_i^T
-``_server_step``       B~ = B + c_B alpha (1/N) Phi^T M               `server_average`
-``BL[i, k, a] += ..``  B^i <- B^i + c_B alpha delta phi(s) w^T        `local_representation_step`
+                       (HEADS_FIRST: delta'_i w_{t+1}^T)              `heads_first_gradient`
+``_server_step``       B~ = B + beta (1/N) Phi^T M, beta = c_B alpha  `server_average`
+``BL[i, k, a] += ..``  B^i <- B^i + beta delta phi(s) w^T             `local_representation_step`
 ``_average_copies``    B~ = (1/N) sum_i B^i                           `average_local_copies`
 ``_retract``           B~ = Q R, diag R > 0; then w <- R w if rebase  `retraction_step`
+                       (POLAR: B~ = U S V^T, B = U V^T, w <- V S V^T w)  `polar_retraction_step`
 ``theta[i, a] += ..``  theta <- theta + alpha delta phi(s)            `local_td_step`
 ``_average_thetas``    theta^i <- (1/N) sum_j theta^j                 `fedtd_average`
 ``_project_thetas``    Theta <- U_r U_r^T Theta (top-r eigenvectors)  `lowrank_projection`
@@ -44,6 +48,13 @@ last bits then depend on the CPU's vector width and FMA, so tests and reports ne
 report provenance records the mode (`FASTMATH`). Its compiled code is cached in a folder of its
 own, since numba's cache key does not include the fastmath flags. `alias_draw` is exact in
 either mode.
+
+Readings (docs/algorithm.md, "Readings"). The shared-basis kernels take ``betas``, the basis
+step of each iteration (c_B alpha_t, or beta_t of a representation schedule), and ``switches``
+= (update order, gain update, retraction, head radius): the integer codes below and R (inf for
+no projection). The theta kernel takes the gain code alone. Each code is a branch on a
+loop-invariant integer; the defaults run the same arithmetic, in the same order, as without
+the switches.
 
 Divergence: after every iteration the updated w, eta (or theta, eta) and the averaged basis
 must be finite with absolute entries <= ``threshold``; otherwise the seed stops and the kernel
@@ -74,6 +85,10 @@ from numba.extending import intrinsic
 MARKOV, IID = 0, 1
 PERSONALIZED, FEDREP, ORACLE = 0, 1, 2
 LOCAL, FEDTD, LOWRANK = 0, 1, 2
+#: Reading codes (ptdlib.steps.UPDATE_ORDERS, GAIN_UPDATES, RETRACTIONS, in that order).
+SIMULTANEOUS, HEADS_FIRST = 0, 1
+GAIN_REWARD, GAIN_TD = 0, 1
+QR, POLAR = 0, 1
 #: Metric columns of ``records``.
 PARAM, RELATIVE, HEAD, GAIN = 0, 1, 2, 3
 N_METRICS = 4
@@ -407,6 +422,67 @@ def symmetric_eigen(G: np.ndarray, values: np.ndarray, vectors: np.ndarray) -> N
 
 
 @_jit
+def _rotate(X, p, q, c, s) -> None:
+    """Rows p, q of X <- (c x_p - s x_q, s x_p + c x_q): a plane (Jacobi) rotation."""
+    for a in range(X.shape[1]):
+        xp, xq = X[p, a], X[q, a]
+        X[p, a] = c * xp - s * xq
+        X[q, a] = s * xp + c * xq
+
+
+@_jit
+def polar_retract(BT: np.ndarray, H: np.ndarray) -> bool:
+    """In place B^T <- (U V^T)^T and H = V S V^T with B~ = U S V^T; False if B~ is deficient.
+
+    One-sided Jacobi (Hestenes 1958; Demmel & Veselic 1992): plane rotations of the rows of
+    BT = B~^T, accumulated in V^T, until every pair of rows is orthogonal to working precision;
+    the rows are then s_k u_k^T (subspace.polar_retraction without LAPACK). Unlike an eigen-
+    decomposition of B~^T B~ it does not square the condition number, so the rank test
+    s_min <= dim eps s_max is the one numpy's SVD gives. Near an orthonormal B~ (the usual
+    small step) one or two sweeps suffice.
+    """
+    rank, dim = BT.shape
+    VT = np.eye(rank)  # rows are the columns of V
+    for _ in range(JACOBI_SWEEPS):
+        rotated = False
+        for p in range(rank - 1):
+            for q in range(p + 1, rank):
+                a, b, g = _dot(BT[p], BT[p]), _dot(BT[q], BT[q]), _dot(BT[p], BT[q])
+                if not abs(g) > _EPS * np.sqrt(a * b):
+                    continue
+                rotated = True
+                zeta = (b - a) / (2.0 * g)
+                t = (1.0 if zeta >= 0.0 else -1.0) / (abs(zeta) + np.sqrt(1.0 + zeta * zeta))
+                c = 1.0 / np.sqrt(1.0 + t * t)
+                _rotate(BT, p, q, c, c * t)
+                _rotate(VT, p, q, c, c * t)
+        if not rotated:
+            break
+    sigma = np.empty(rank)
+    for k in range(rank):
+        sigma[k] = np.sqrt(_dot(BT[k], BT[k]))
+    largest, smallest = sigma.max(), sigma.min()
+    if not smallest > dim * _EPS * largest:
+        return False
+    U = np.empty_like(BT)
+    for k in range(rank):
+        for a in range(dim):
+            U[k, a] = BT[k, a] / sigma[k]
+    for m in range(rank):  # B^T = V U^T: row m is sum_k V[m, k] u_k^T; H = V S V^T
+        for a in range(dim):
+            acc = 0.0
+            for k in range(rank):
+                acc += VT[k, m] * U[k, a]
+            BT[m, a] = acc
+        for n in range(rank):
+            acc = 0.0
+            for k in range(rank):
+                acc += VT[k, m] * sigma[k] * VT[k, n]
+            H[m, n] = acc
+    return True
+
+
+@_jit
 def basis_distances(B: np.ndarray, B_star: np.ndarray, out: np.ndarray) -> None:
     """out = (||(I - B* B*^T) B||_2, ||(I - B* B*^T) B||_F) of an orthonormal B (dim x rank).
 
@@ -487,30 +563,50 @@ def snapshot_distances(snapshots, B_star, kind, out) -> None:
             out[1, s, g] = pair[1]
 
 
+@_inline
+def _project(w, i, radius) -> None:
+    """w_i <- w_i R / ||w_i|| if ||w_i|| > R (head_projection; heads inside keep their bits)."""
+    norm = 0.0
+    for k in range(w.shape[1]):
+        norm += w[i, k] * w[i, k]
+    norm = np.sqrt(norm)
+    if norm > radius:
+        scale = radius / norm
+        for k in range(w.shape[1]):
+            w[i, k] *= scale
+
+
 @_jit
-def _rebase(w: np.ndarray, R: np.ndarray, threshold: float) -> bool:
-    """w_i <- R w_i for every agent (retraction_step with rebase_heads); False if out of range."""
+def _rebase(w: np.ndarray, R: np.ndarray, upper: bool, radius: float, threshold: float) -> bool:
+    """w_i <- R w_i for every agent (R upper triangular, or full when not ``upper``), then onto
+    ||w_i|| <= radius (retraction_step with rebase_heads); False if out of range."""
     n_agents, rank = w.shape
+    row = np.empty(rank)
     ok = True
     for i in range(n_agents):
         for k in range(rank):
             acc = 0.0
-            for m in range(k, rank):
+            for m in range(k if upper else 0, rank):
                 acc += R[k, m] * w[i, m]
-            w[i, k] = acc
-            ok &= abs(acc) <= threshold
+            row[k] = acc
+        w[i] = row
+        if radius < np.inf:
+            _project(w, i, radius)
+        for k in range(rank):
+            ok &= abs(w[i, k]) <= threshold
     return ok
 
 
 @_inline
-def _retract(BT, R, w, rebase, threshold) -> bool:
-    """Step 7 in place: B^T <- Q^T of B~ = Q R, then w_i <- R w_i if rebase (retraction_step).
+def _retract(BT, R, w, rebase, retraction, radius, threshold) -> bool:
+    """Step 7 in place: B^T <- Q^T of B~ = Q R (or, POLAR, the polar factor of B~ = U S V^T with
+    R <- V S V^T), then w_i <- R w_i if rebase (retraction_step, polar_retraction_step).
 
     False if B~ is numerically rank-deficient or a re-based head leaves [-threshold, threshold].
     """
-    ok = qr_retract(BT, R)
+    ok = polar_retract(BT, R) if retraction == POLAR else qr_retract(BT, R)
     if rebase:
-        ok &= _rebase(w, R, threshold)
+        ok &= _rebase(w, R, retraction != POLAR, radius, threshold)
     return ok
 
 
@@ -571,9 +667,13 @@ def record_theta(theta, eta, theta_star, J, rel_weight, family, out, snapshot) -
     out[GAIN] = gain / n_agents
 
 
-@_jit
+@_inline
 def _row(C, stamp, j, Phi, BT, s) -> None:
-    """C[s] = phi(s)^T B, computed once per iteration j (stamp)."""
+    """C[s] = phi(s)^T B, computed once per iteration j (stamp).
+
+    Inlined by numba: `_agent_block` grew past LLVM's own inlining budget with the readings, and
+    a call per agent then cost 10-25% of the default throughput at N = 1 and 16 (measured).
+    """
     if stamp[s] == j:
         return
     stamp[s] = j
@@ -614,13 +714,20 @@ def _communicates(t, total_steps, period, algorithm, tau) -> bool:
 @_jit
 def _agent_block(lo, hi, j, alpha, rep, heads, dense, BT, C, stamp, w, eta, state, cur, nxt, Phi,
                  rewards, P_table, mu_table, chain, sampling, uniforms, normals, sigma, c_eta,
-                 threshold, M, touched, touched_at):
+                 switches, threshold, M, touched, touched_at):
     """Steps 1-5 (docs/algorithm.md) for agents lo..hi-1 of one iteration; returns (ok, rows
     of M touched).
 
     The block's own M (n_states x rank) accumulates delta_i w_i^T by state s_t^i and its
     ``touched`` list the states it visited; rows C[s] are read (dense) or computed on demand.
+    HEADS_FIRST (personalized only: rep and heads together) accumulates delta'_i w_{t+1}^T
+    after the head step instead, with delta' from the new head and the old gain.
+
+    The readings' few lines (the projection, delta') are written out here and in
+    `_shared_copies_seed`, as the default path's are: the hot loop calls no per-agent helper
+    but `_row`, which numba inlines.
     """
+    order, gain, _, radius = switches
     _sample_all(P_table, mu_table, chain, sampling, state, uniforms, j, lo, hi, cur, nxt)
     rank = w.shape[1]
     ok = True
@@ -636,9 +743,10 @@ def _agent_block(lo, hi, j, alpha, rep, heads, dense, BT, C, stamp, w, eta, stat
         delta = reward - eta[i]
         for k in range(rank):
             delta += (C[s1, k] - C[s0, k]) * w[i, k]
-        eta[i] += c_eta * alpha * (reward - eta[i])
+        eta_t = eta[i]
+        eta[i] += c_eta * alpha * (delta if gain == GAIN_TD else reward - eta_t)
         ok &= abs(eta[i]) <= threshold
-        if rep:
+        if rep and order == SIMULTANEOUS:
             if touched_at[s0] != j:  # first agent of the block in s0: register the row
                 touched_at[s0] = j
                 touched[n_touched] = s0
@@ -648,7 +756,26 @@ def _agent_block(lo, hi, j, alpha, rep, heads, dense, BT, C, stamp, w, eta, stat
         if heads:
             for k in range(rank):
                 w[i, k] += alpha * delta * C[s0, k]
+            if radius < np.inf:  # head_projection: w <- w R / ||w|| if ||w|| > R
+                norm = 0.0
+                for k in range(rank):
+                    norm += w[i, k] * w[i, k]
+                norm = np.sqrt(norm)
+                if norm > radius:
+                    for k in range(rank):
+                        w[i, k] *= radius / norm
+            for k in range(rank):
                 ok &= abs(w[i, k]) <= threshold
+        if rep and order == HEADS_FIRST:  # delta' from the new head and the old gain
+            delta = reward - eta_t
+            for k in range(rank):
+                delta += (C[s1, k] - C[s0, k]) * w[i, k]
+            if touched_at[s0] != j:
+                touched_at[s0] = j
+                touched[n_touched] = s0
+                n_touched += 1
+            for k in range(rank):
+                M[s0, k] += delta * w[i, k]
     return ok, n_touched
 
 
@@ -676,8 +803,8 @@ def _dense_rows(C, stamp, j, Phi, BT) -> None:
 
 
 @_jit
-def _finish_step(j, t, alpha, rep, BT, w, eta, Phi, M_blocks, touched_blocks, counts, M,
-                 touched, touched_at, R, rebase, c_B, threshold, record_at, rec_offset,
+def _finish_step(j, t, beta, rep, BT, w, eta, Phi, M_blocks, touched_blocks, counts, M,
+                 touched, touched_at, R, rebase, switches, threshold, record_at, rec_offset,
                  theta_star, J, rel_weight, records, snapshots, ok) -> int:
     """Steps 6-7 after the agents' blocks, then the divergence test and the record.
 
@@ -685,8 +812,8 @@ def _finish_step(j, t, alpha, rep, BT, w, eta, Phi, M_blocks, touched_blocks, co
     """
     if rep:
         n_touched = _merge_blocks(M_blocks, touched_blocks, counts, M, touched, touched_at, j)
-        _server_step(BT, Phi, M, touched, n_touched, c_B * alpha / w.shape[0])
-        ok &= _retract(BT, R, w, rebase, threshold)
+        _server_step(BT, Phi, M, touched, n_touched, beta / w.shape[0])
+        ok &= _retract(BT, R, w, rebase, switches[2], switches[3], threshold)
     if not ok:
         return t + 1
     if record_at[j] >= 0:
@@ -697,9 +824,9 @@ def _finish_step(j, t, alpha, rep, BT, w, eta, Phi, M_blocks, touched_blocks, co
 
 
 def _shared_seed_body(BT, w, eta, state, Phi, rewards, P_table, mu_table, chain, sampling, uniforms,
-                      normals, sigma, alphas, t_start, algorithm, tau, rebase, c_eta, c_B,
-                      threshold, record_at, rec_offset, theta_star, J, rel_weight, records,
-                      snapshots):
+                      normals, sigma, alphas, betas, t_start, algorithm, tau, rebase, c_eta,
+                      switches, threshold, record_at, rec_offset, theta_star, J, rel_weight,
+                      records, snapshots):
     """Period K = 1: one shared basis, averaged and retracted after every representation step.
 
     Agents are processed in fixed blocks of AGENT_BLOCK (each with its own M), summed in block
@@ -736,10 +863,10 @@ def _shared_seed_body(BT, w, eta, state, Phi, rewards, P_table, mu_table, chain,
             oks[b], counts[b] = _agent_block(
                 b * AGENT_BLOCK, min(n_agents, (b + 1) * AGENT_BLOCK), j, alpha, rep, heads,
                 dense, BT, C, stamp, w, eta, state, cur, nxt, Phi, rewards, P_table, mu_table,
-                chain, sampling, uniforms, normals, sigma, c_eta, threshold, M_blocks[b],
-                touched_blocks[b], touched_at_blocks[b])
-        diverged = _finish_step(j, t, alpha, rep, BT, w, eta, Phi, M_blocks, touched_blocks,
-                                counts, M, touched, touched_at, R, rebase, c_B, threshold,
+                chain, sampling, uniforms, normals, sigma, c_eta, switches, threshold,
+                M_blocks[b], touched_blocks[b], touched_at_blocks[b])
+        diverged = _finish_step(j, t, betas[j], rep, BT, w, eta, Phi, M_blocks, touched_blocks,
+                                counts, M, touched, touched_at, R, rebase, switches, threshold,
                                 record_at, rec_offset, theta_star, J, rel_weight, records,
                                 snapshots, oks.all())
         if diverged >= 0:
@@ -770,14 +897,14 @@ def _average_copies(BL, BT) -> None:
 
 @_jit
 def _shared_copies_seed(BT, BL, w, eta, state, Phi, rewards, P_table, mu_table, chain, sampling,
-                        uniforms, normals, sigma, alphas, t_start, total_steps, period,
-                        algorithm, tau, rebase, c_eta, c_B, threshold, record_at, rec_offset,
-                        theta_star, J, rel_weight, records, snapshots):
+                        uniforms, normals, sigma, alphas, betas, t_start, total_steps, period,
+                        algorithm, tau, rebase, c_eta, switches, threshold, record_at,
+                        rec_offset, theta_star, J, rel_weight, records, snapshots):
     """Period K > 1: each agent steps its own copy BL[i] = (B^i)^T; rounds every K iterations."""
+    order, gain, retraction, radius = switches
     dim = Phi.shape[1]
     n_agents, rank = w.shape
-    c0 = np.empty(rank)
-    c1 = np.empty(rank)
+    c = np.empty((2, rank))  # rows B_i^T phi(s_t), B_i^T phi(s_{t+1})
     R = np.empty((rank, rank))
     cur = np.empty(n_agents, dtype=np.int64)
     nxt = np.empty(n_agents, dtype=np.int64)
@@ -794,25 +921,43 @@ def _shared_copies_seed(BT, BL, w, eta, state, Phi, rewards, P_table, mu_table, 
             if sigma > 0.0:
                 reward += sigma * normals[i, j]
             for k in range(rank):
-                c0[k] = _dot(Phi[s0], BL[i, k])
-                c1[k] = _dot(Phi[s1], BL[i, k])
+                c[0, k] = _dot(Phi[s0], BL[i, k])
+                c[1, k] = _dot(Phi[s1], BL[i, k])
             delta = reward - eta[i]
             for k in range(rank):
-                delta += (c1[k] - c0[k]) * w[i, k]
-            eta[i] += c_eta * alpha * (reward - eta[i])
+                delta += (c[1, k] - c[0, k]) * w[i, k]
+            eta_t = eta[i]
+            eta[i] += c_eta * alpha * (delta if gain == GAIN_TD else reward - eta_t)
             ok &= abs(eta[i]) <= threshold
-            if rep:
+            if rep and order == SIMULTANEOUS:
                 for k in range(rank):
-                    x = c_B * alpha * delta * w[i, k]
+                    x = betas[j] * delta * w[i, k]
                     for a in range(dim):
                         BL[i, k, a] += x * Phi[s0, a]
             if heads:
                 for k in range(rank):
-                    w[i, k] += alpha * delta * c0[k]
+                    w[i, k] += alpha * delta * c[0, k]
+                if radius < np.inf:  # head_projection
+                    norm = 0.0
+                    for k in range(rank):
+                        norm += w[i, k] * w[i, k]
+                    norm = np.sqrt(norm)
+                    if norm > radius:
+                        for k in range(rank):
+                            w[i, k] *= radius / norm
+                for k in range(rank):
                     ok &= abs(w[i, k]) <= threshold
+            if rep and order == HEADS_FIRST:  # delta' from the new head and the old gain
+                delta = reward - eta_t
+                for k in range(rank):
+                    delta += (c[1, k] - c[0, k]) * w[i, k]
+                for k in range(rank):
+                    x = betas[j] * delta * w[i, k]
+                    for a in range(dim):
+                        BL[i, k, a] += x * Phi[s0, a]
         if _communicates(t, total_steps, period, algorithm, tau):
             _average_copies(BL, BT)
-            ok &= _retract(BT, R, w, rebase, threshold)
+            ok &= _retract(BT, R, w, rebase, retraction, radius, threshold)
             for i in range(n_agents):
                 BL[i] = BT
         if not ok:
@@ -872,7 +1017,7 @@ def _project_thetas(theta, rank) -> None:
 
 @_jit
 def _theta_seed(theta, eta, state, Phi, rewards, P_table, mu_table, chain, sampling, uniforms,
-                normals, sigma, alphas, t_start, total_steps, period, algorithm, rank, c_eta,
+                normals, sigma, alphas, t_start, total_steps, period, algorithm, rank, c_eta, gain,
                 threshold, record_at, rec_offset, theta_star, J, rel_weight, records, snapshots):
     """Full-parameter baselines: local TD, plus averaging (fedtd) or projection (lowrank_svd)."""
     dim = Phi.shape[1]
@@ -892,7 +1037,7 @@ def _theta_seed(theta, eta, state, Phi, rewards, P_table, mu_table, chain, sampl
             delta = reward - eta[i]
             for a in range(dim):
                 delta += (Phi[s1, a] - Phi[s0, a]) * theta[i, a]
-            eta[i] += c_eta * alpha * (reward - eta[i])
+            eta[i] += c_eta * alpha * (delta if gain == GAIN_TD else reward - eta[i])
             ok &= abs(eta[i]) <= threshold
             for a in range(dim):
                 theta[i, a] += alpha * delta * Phi[s0, a]
@@ -913,15 +1058,16 @@ def _theta_seed(theta, eta, state, Phi, rewards, P_table, mu_table, chain, sampl
 
 @njit(cache=True, parallel=True)
 def shared_chunk(B, B_local, w, eta, state, diverged, Phi, rewards, P_table, mu_table,
-                 chain, sampling, uniforms, normals, sigma, alphas, t_start, total_steps, period,
-                 algorithm, tau, rebase, c_eta, c_B, threshold, record_at, rec_offset,
-                 theta_star, J, rel_weight, records, snapshots) -> None:
+                 chain, sampling, uniforms, normals, sigma, alphas, betas, t_start, total_steps,
+                 period, algorithm, tau, rebase, c_eta, switches, threshold, record_at,
+                 rec_offset, theta_star, J, rel_weight, records, snapshots) -> None:
     """Advance every live seed of a shared-representation run by one chunk, seeds in parallel.
 
     ``B`` (seeds, dim, rank) and, when period > 1, the agents' copies ``B_local`` (seeds, N,
     dim, rank; empty when period = 1) are updated in place. ``diverged[s]`` < 0 marks a live
     seed and receives the divergence step. ``uniforms`` is (seeds, N, steps, draws per step),
-    ``normals`` (seeds, N, steps) or (seeds, N, 0) without reward noise.
+    ``normals`` (seeds, N, steps) or (seeds, N, 0) without reward noise. ``alphas`` and
+    ``betas`` are the chunk's head and basis steps, ``switches`` the reading (module docstring).
     """
     for s in prange(B.shape[0]):
         if diverged[s] >= 0:
@@ -930,16 +1076,16 @@ def shared_chunk(B, B_local, w, eta, state, diverged, Phi, rewards, P_table, mu_
         if period == 1:
             diverged[s] = _shared_seed(
                 BT, w[s], eta[s], state[s], Phi, rewards, P_table, mu_table, chain, sampling,
-                uniforms[s], normals[s], sigma, alphas, t_start, algorithm, tau, rebase, c_eta,
-                c_B, threshold, record_at, rec_offset, theta_star, J, rel_weight, records[s],
-                snapshots[s])
+                uniforms[s], normals[s], sigma, alphas, betas, t_start, algorithm, tau, rebase,
+                c_eta, switches, threshold, record_at, rec_offset, theta_star, J, rel_weight,
+                records[s], snapshots[s])
         else:
             BL = np.ascontiguousarray(B_local[s].transpose(0, 2, 1))
             diverged[s] = _shared_copies_seed(
                 BT, BL, w[s], eta[s], state[s], Phi, rewards, P_table, mu_table, chain, sampling,
-                uniforms[s], normals[s], sigma, alphas, t_start, total_steps, period, algorithm,
-                tau, rebase, c_eta, c_B, threshold, record_at, rec_offset, theta_star, J,
-                rel_weight, records[s], snapshots[s])
+                uniforms[s], normals[s], sigma, alphas, betas, t_start, total_steps, period,
+                algorithm, tau, rebase, c_eta, switches, threshold, record_at, rec_offset,
+                theta_star, J, rel_weight, records[s], snapshots[s])
             B_local[s] = BL.transpose(0, 2, 1)
         B[s] = BT.T
 
@@ -947,23 +1093,24 @@ def shared_chunk(B, B_local, w, eta, state, diverged, Phi, rewards, P_table, mu_
 @njit(cache=True, parallel=True)
 def theta_chunk(theta, eta, state, diverged, Phi, rewards, P_table, mu_table, chain, sampling,
                 uniforms, normals, sigma, alphas, t_start, total_steps, period, algorithm, rank,
-                c_eta, threshold, record_at, rec_offset, theta_star, J, rel_weight, records,
+                c_eta, gain, threshold, record_at, rec_offset, theta_star, J, rel_weight, records,
                 snapshots) -> None:
-    """Advance every live seed of a full-parameter baseline by one chunk, seeds in parallel."""
+    """Advance every live seed of a full-parameter baseline by one chunk, seeds in parallel;
+    ``gain`` is the gain update's code (GAIN_REWARD or GAIN_TD)."""
     for s in prange(theta.shape[0]):
         if diverged[s] >= 0:
             continue
         diverged[s] = _theta_seed(
             theta[s], eta[s], state[s], Phi, rewards, P_table, mu_table, chain, sampling,
             uniforms[s], normals[s], sigma, alphas, t_start, total_steps, period, algorithm,
-            rank, c_eta, threshold, record_at, rec_offset, theta_star, J, rel_weight,
+            rank, c_eta, gain, threshold, record_at, rec_offset, theta_star, J, rel_weight,
             records[s], snapshots[s])
 
 
 @njit(cache=True)
 def shared_chunk_by_agents(B, w, eta, state, diverged, Phi, rewards, P_table, mu_table,
-                           chain, sampling, uniforms, normals, sigma, alphas, t_start,
-                           algorithm, tau, rebase, c_eta, c_B, threshold, record_at,
+                           chain, sampling, uniforms, normals, sigma, alphas, betas, t_start,
+                           algorithm, tau, rebase, c_eta, switches, threshold, record_at,
                            rec_offset, theta_star, J, rel_weight, records, snapshots) -> None:
     """`shared_chunk` for period 1 with the agents' blocks in parallel, seeds one after another.
 
@@ -976,7 +1123,7 @@ def shared_chunk_by_agents(B, w, eta, state, diverged, Phi, rewards, P_table, mu
         BT = np.ascontiguousarray(B[s].T)
         diverged[s] = _shared_seed_parallel(
             BT, w[s], eta[s], state[s], Phi, rewards, P_table, mu_table, chain, sampling,
-            uniforms[s], normals[s], sigma, alphas, t_start, algorithm, tau, rebase, c_eta, c_B,
-            threshold, record_at, rec_offset, theta_star, J, rel_weight, records[s],
+            uniforms[s], normals[s], sigma, alphas, betas, t_start, algorithm, tau, rebase, c_eta,
+            switches, threshold, record_at, rec_offset, theta_star, J, rel_weight, records[s],
             snapshots[s])
         B[s] = BT.T

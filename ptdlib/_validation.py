@@ -6,6 +6,7 @@ argument, the rule it broke and what was received; private helpers trust their i
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -41,6 +42,13 @@ def check_positive_int(value: Any, name: str, minimum: int = 1) -> int:
     if value < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}; got {value}")
     return int(value)
+
+
+def check_choice(value: Any, name: str, options: Sequence[str]) -> str:
+    """Return ``value`` after checking it is one of ``options``."""
+    if not isinstance(value, str) or value not in options:
+        raise ValueError(f"{name} must be one of {', '.join(map(repr, options))}; got {value!r}")
+    return value
 
 
 def check_in_range(value: Any, name: str, low: float, high: float,

@@ -115,7 +115,9 @@ def run(problem: Any, algorithm: str = "personalized", *, path: str | Path, ever
         raise ValueError(f"path: folder {str(path.parent)!r} of the checkpoint does not exist")
     defaults = {"rank": None, "record_every": None, "init_subspace": None,
                 "communication_period": 1, "rebase_heads": False, "c_eta": 1.0, "c_B": 1.0,
-                "tau": 1, "divergence_threshold": None, "progress": False}
+                "tau": 1, "divergence_threshold": None, "progress": False,
+                "update_order": "simultaneous", "gain_update": "reward", "head_radius": None,
+                "retraction": "qr", "representation_step_size": None}
     unknown = sorted(set(options) - set(defaults) - {"steps", "step_size", "seeds"})
     if unknown or options.get("progress"):
         raise ValueError(f"options: not accepted by checkpoint.run: {unknown or ['progress']}")
@@ -140,4 +142,5 @@ def run(problem: Any, algorithm: str = "personalized", *, path: str | Path, ever
         t += length
         if t % every == 0 or t == cfg.steps:
             _save(path, fingerprint, t, st, sampler.streams)
-    return simulate._trace(problem, cfg, st, arr, full["step_size"])
+    return simulate._trace(problem, cfg, st, arr, full["step_size"],
+                           full["representation_step_size"])

@@ -18,8 +18,9 @@ next feature chosen by the agent, so the learners reuse `ptdlib.steps` verbatim:
 - ``federated``: one theta shared by all agents, averaged every step (`steps.fedtd_average`);
   each agent keeps its own gain estimate.
 
-Gain update. We use Sutton & Barto's eta <- eta + c_eta alpha delta (`differential_gain_step`),
-not the reward average eta <- eta + c_eta alpha (r - eta) of the prediction algorithm
+Gain update. We use Sutton & Barto's eta <- eta + c_eta alpha delta (`differential_gain_step`,
+from `ptdlib.steps`, where it is the prediction algorithm's reading ``gain_update="td"``),
+not the reward average eta <- eta + c_eta alpha (r - eta), the prediction algorithm's default
 (`steps.gain_step`). Under on-policy stationary sampling both have the same fixed point
 (E[Q(s', a') - Q(s, a)] = 0, so E delta = 0 iff eta = E r), but once Q is accurate delta has
 much smaller variance than r - eta: the state-action part of the reward is explained by Q. A
@@ -59,6 +60,7 @@ import pandas as pd
 
 from ptdlib import markov, mdp, schedules, stats, steps, subspace
 from ptdlib._validation import FloatArray, IntArray, check_in_range, check_positive_int
+from ptdlib.steps import differential_gain_step  # the gain step of differential SARSA too
 
 LEARNERS = ("personalized", "independent", "federated")
 EXPLORATIONS = ("epsilon_greedy", "softmax")
@@ -181,37 +183,6 @@ class ControlTrace:
             "optimal_average_reward": float(self.optimal_average_reward.mean()),
             "gap": self.gap.mean(axis=-1).ravel(),
         })
-
-
-def differential_gain_step(eta: FloatArray, delta: FloatArray, alpha: float,
-                           c_eta: float = 1.0) -> FloatArray:
-    """Gain update of differential semi-gradient SARSA.
-
-    Parameters
-    ----------
-    eta : (...,)
-        Gain estimates eta_t.
-    delta : (...,)
-        Differential TD errors delta_t.
-    alpha : float
-        Step size alpha_t.
-    c_eta : float, optional
-        Ratio of the gain step to alpha (Sutton & Barto's beta = c_eta alpha).
-
-    Returns
-    -------
-    (...,) ndarray
-        eta_{t+1}.
-
-    Notes
-    -----
-    eta_{t+1} = eta_t + c_eta alpha_t delta_t.
-
-    References
-    ----------
-    Sutton & Barto (2018), Section 10.3 (box "Differential semi-gradient Sarsa").
-    """
-    return np.asarray(eta) + c_eta * alpha * np.asarray(delta)
 
 
 def _sample_index(cdf: FloatArray, u: FloatArray) -> IntArray:

@@ -4,8 +4,10 @@ Primer
 ------
 Every update of the algorithm (gain, heads, representation) moves by a multiple of ONE step
 size alpha_t: the gain by c_eta alpha_t, the heads by alpha_t, the representation by c_B alpha_t
-(docs/algorithm.md, single timescale). Time is the 0-based iteration index: iteration t = 0, 1,
-... uses alpha_t and produces the iterate after t + 1 steps.
+(docs/algorithm.md, single timescale). The basis may instead follow a schedule of its own, beta_t
+(``representation_step_size`` of `ptdlib.simulate.run`; two timescales when beta_t / alpha_t ->
+0). Time is the 0-based iteration index: iteration t = 0, 1, ... uses alpha_t and produces the
+iterate after t + 1 steps.
 
 - constant:     alpha_t = alpha                      (a floor proportional to alpha remains)
 - inverse time: alpha_t = alpha_0 / (t + t_0)        (sum alpha_t = inf, sum alpha_t^2 < inf)
@@ -35,14 +37,14 @@ from ptdlib._validation import FloatArray, check_in_range
 __all__ = ["Schedule", "as_schedule", "constant", "from_callable", "inverse_time"]
 
 
-def _checked(alpha: FloatArray, t: np.ndarray, source: str) -> FloatArray:
-    """Return ``alpha`` after checking every entry is finite and > 0."""
+def _checked(alpha: FloatArray, t: np.ndarray, source: str, name: str, symbol: str) -> FloatArray:
+    """Return ``alpha`` after checking every entry is finite and > 0 (errors name ``name``)."""
     flat_alpha, flat_t = alpha.ravel(), t.ravel()
     bad = ~(np.isfinite(flat_alpha) & (flat_alpha > 0))
     if np.any(bad):
         k = int(np.argmax(bad))
-        raise ValueError(f"step_size must be finite and > 0 at every step; {source} gives "
-                         f"alpha_t = {float(flat_alpha[k])!r} at t = {int(flat_t[k])}")
+        raise ValueError(f"{name} must be finite and > 0 at every step; {source} gives "
+                         f"{symbol} = {float(flat_alpha[k])!r} at t = {int(flat_t[k])}")
     return alpha
 
 
@@ -70,8 +72,13 @@ class Schedule:
     fn: Callable[..., ArrayLike] | None = None
     vectorized: bool = False
 
-    def values(self, t: ArrayLike) -> FloatArray:
-        """Step sizes alpha_t at the 0-based steps ``t`` (any shape), validated finite and > 0."""
+    def values(self, t: ArrayLike, *, name: str = "step_size",
+               symbol: str = "alpha_t") -> FloatArray:
+        """Step sizes alpha_t at the 0-based steps ``t`` (any shape), validated finite and > 0.
+
+        ``name`` and ``symbol`` are what an error calls the schedule and its value (the
+        simulator's basis schedule is ``representation_step_size``, beta_t).
+        """
         t = np.asarray(t, dtype=np.int64)
         if self.kind == "constant":
             alpha = np.full(t.shape, self.alpha0)
@@ -82,7 +89,7 @@ class Schedule:
         else:
             flat = [float(self.fn(int(k))) for k in t.ravel()]
             alpha = np.asarray(flat, dtype=np.float64).reshape(t.shape)
-        return _checked(alpha, t, repr(self))
+        return _checked(alpha, t, repr(self), name, symbol)
 
     def __call__(self, t: int) -> float:
         """Step size alpha_t at the 0-based step ``t``."""
@@ -170,7 +177,8 @@ def from_callable(fn: Callable[..., ArrayLike], *, vectorized: bool = False) -> 
     return Schedule("callable", fn=fn, vectorized=bool(vectorized))
 
 
-def as_schedule(step_size: float | Schedule | Callable[[int], float]) -> Schedule:
+def as_schedule(step_size: float | Schedule | Callable[[int], float], *,
+                name: str = "step_size") -> Schedule:
     """Normalise a step-size argument: a number (constant), a `Schedule`, or a callable.
 
     Parameters
@@ -178,6 +186,8 @@ def as_schedule(step_size: float | Schedule | Callable[[int], float]) -> Schedul
     step_size : float, Schedule or callable
         A positive finite number means `constant`; a plain callable is wrapped by
         `from_callable` (called once per step).
+    name : str, optional
+        The argument's name in error messages (default "step_size").
 
     Returns
     -------
@@ -188,7 +198,7 @@ def as_schedule(step_size: float | Schedule | Callable[[int], float]) -> Schedul
     if callable(step_size):
         return from_callable(step_size)
     if isinstance(step_size, bool) or not isinstance(step_size, int | float | np.number):
-        raise ValueError(f"step_size must be a positive number, a Schedule or a callable; "
+        raise ValueError(f"{name} must be a positive number, a Schedule or a callable; "
                          f"got {type(step_size).__name__}")
-    return Schedule("constant", alpha0=check_in_range(step_size, "step_size", 0.0, np.inf,
+    return Schedule("constant", alpha0=check_in_range(step_size, name, 0.0, np.inf,
                                                       low_open=True, high_open=True))

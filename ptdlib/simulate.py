@@ -22,6 +22,13 @@ no retraction), and a round averages the copies and retracts (`steps.average_loc
 `steps.retraction_step`); K = 1 is step 6 of docs/algorithm.md exactly. K has no effect on local
 and oracle.
 
+Readings (docs/algorithm.md, "Readings"): ``update_order``, ``gain_update``, ``head_radius``,
+``retraction`` and ``representation_step_size`` choose among the readings of the steps that
+the paper's abstract leaves open (`ptdlib.steps`, module docstring); the defaults are the steps
+as written, and give the same bits as a run without the switches. Each applies to the
+algorithms in `READING_SCOPE` (gain_update to all); another combination is refused. Every
+sampling mode honours every switch.
+
 Sampling (``sampling``)
   ``markov``    each agent follows one trajectory of its own chain: s_0 ~ mu_i, s_{t+1} ~ P_i(s_t);
   ``iid``       every iteration draws s_t ~ mu_i afresh and s_{t+1} ~ P_i(s_t, .);
@@ -75,6 +82,7 @@ from ptdlib import markov, schedules, steps, subspace
 from ptdlib._validation import (
     FloatArray,
     IntArray,
+    check_choice,
     check_in_range,
     check_orthonormal,
     check_positive_int,
@@ -92,6 +100,14 @@ DRAW_BUDGET = 2**22
 #: With fewer seeds than threads, K = 1 runs with at least this many agents (and >= n_states)
 #: run the agents' blocks in parallel instead of the seeds (same results either way).
 AGENT_PARALLEL_MIN = 1024
+#: The algorithms each reading's non-default value means something for (docs/algorithm.md,
+#: "Readings"); ``gain_update`` applies to every algorithm. heads_first needs a head step and a
+#: basis step in the same iteration (fedrep alternates them already); a radius needs heads; a
+#: retraction or a basis schedule needs a basis that moves (oracle's is B*).
+READING_SCOPE = {"update_order": ("personalized",),
+                 "head_radius": ("personalized", "fedrep", "oracle"),
+                 "retraction": ("personalized", "fedrep"),
+                 "representation_step_size": ("personalized", "fedrep")}
 METRICS = ("subspace_distance", "subspace_distance_frobenius", "parameter_error",
            "relative_parameter_error", "head_error", "gain_error")
 
@@ -141,7 +157,8 @@ class Trace:
         The bound on the iterates' absolute entries used for ``diverged``.
     settings : mapping
         Every option of the run (rank, communication_period, rebase_heads, c_eta, c_B, tau,
-        step_size, steps, record_every, n_agents).
+        step_size, steps, record_every, n_agents, and the readings update_order, gain_update,
+        head_radius, retraction, representation_step_size).
 
     Notes
     -----
@@ -225,6 +242,11 @@ class _Config:
     threshold: float
     init_subspace: FloatArray | None
     progress: bool
+    update_order: str
+    gain_update: str
+    head_radius: float | None
+    retraction: str
+    representation: schedules.Schedule | None  # beta_t; None: c_B alpha_t
 
     @property
     def shared(self) -> bool:
@@ -234,11 +256,20 @@ class _Config:
     def code(self) -> int:
         return {**SHARED_ALGORITHMS, **THETA_ALGORITHMS}[self.algorithm]
 
+    @property
+    def switches(self) -> tuple[int, int, int, float]:
+        """The reading as the kernels take it: (order, gain, retraction) codes and the radius."""
+        return (steps.UPDATE_ORDERS.index(self.update_order),
+                steps.GAIN_UPDATES.index(self.gain_update),
+                steps.RETRACTIONS.index(self.retraction),
+                np.inf if self.head_radius is None else self.head_radius)
 
-def _choice(value: Any, name: str, options: Sequence[str]) -> str:
-    if value not in options:
-        raise ValueError(f"{name} must be one of {', '.join(map(repr, options))}; got {value!r}")
-    return value
+    def betas(self, alphas: FloatArray, t: IntArray) -> FloatArray:
+        """The basis steps at iterations t: c_B alpha_t, or beta_t of the representation
+        schedule."""
+        if self.representation is None:
+            return self.c_B * alphas
+        return self.representation.values(t, name="representation_step_size", symbol="beta_t")
 
 
 def _check_seeds(seeds: int | Sequence[int]) -> tuple[int, ...]:
@@ -299,6 +330,34 @@ def _check_init(init_subspace: Any, algorithm: str, dim: int,
     return np.array(B0)
 
 
+def _check_reading(algorithm: str, options: dict[str, Any]) -> dict[str, Any]:
+    """The readings' switches, validated, and refused for an algorithm they mean nothing for."""
+    radius, beta = options["head_radius"], options["representation_step_size"]
+    reading = {
+        "update_order": check_choice(options["update_order"], "update_order",
+                                     steps.UPDATE_ORDERS),
+        "gain_update": check_choice(options["gain_update"], "gain_update", steps.GAIN_UPDATES),
+        "head_radius": None if radius is None else _positive(radius, "head_radius"),
+        "retraction": check_choice(options["retraction"], "retraction", steps.RETRACTIONS),
+        "representation": None if beta is None else schedules.as_schedule(
+            beta, name="representation_step_size"),
+    }
+    given = {"update_order": reading["update_order"] != steps.UPDATE_ORDERS[0],
+             "head_radius": radius is not None,
+             "retraction": reading["retraction"] != steps.RETRACTIONS[0],
+             "representation_step_size": beta is not None}
+    for name, scope in READING_SCOPE.items():
+        if given[name] and algorithm not in scope:
+            value = reading["representation"] if name == "representation_step_size" \
+                else options[name]
+            raise ValueError(f"{name}={value!r} applies to {', '.join(map(repr, scope))} only; "
+                             f"got it with algorithm {algorithm!r}")
+    if beta is not None and options["c_B"] != 1.0:
+        raise ValueError(f"c_B must be 1.0 with representation_step_size (beta_t replaces "
+                         f"c_B alpha_t); got c_B={options['c_B']!r}")
+    return reading
+
+
 def _problem_scale(problem: Any) -> float:
     return float(max(1.0, np.max(np.abs(problem.rewards)),
                      np.max(np.linalg.norm(problem.theta_star, axis=1)), problem.reward_noise))
@@ -314,8 +373,8 @@ def _configure(problem: Any, algorithm: str, sampling: str, options: dict[str, A
         if not hasattr(problem, field):
             raise ValueError(f"problem must be a ptdlib.problems.Problem; got "
                              f"{type(problem).__name__} without {field!r}")
-    algorithm = _choice(algorithm, "algorithm", ALGORITHMS)
-    sampling = _choice(sampling, "sampling", SAMPLINGS)
+    algorithm = check_choice(algorithm, "algorithm", ALGORITHMS)
+    sampling = check_choice(sampling, "sampling", SAMPLINGS)
     steps_ = check_positive_int(options["steps"], "steps")
     period = check_positive_int(options["communication_period"], "communication_period")
     rank = _check_rank(problem, algorithm, options["rank"])
@@ -333,7 +392,7 @@ def _configure(problem: Any, algorithm: str, sampling: str, options: dict[str, A
         c_eta=_positive(options["c_eta"], "c_eta"), c_B=_positive(options["c_B"], "c_B"),
         tau=check_positive_int(options["tau"], "tau"), threshold=threshold,
         init_subspace=_check_init(options["init_subspace"], algorithm, problem.dim, rank),
-        progress=bool(options["progress"]))
+        progress=bool(options["progress"]), **_check_reading(algorithm, options))
 
 
 @dataclasses.dataclass
@@ -548,21 +607,26 @@ def _advance_chunk(problem: Any, cfg: _Config, st: _State, arr: types.SimpleName
     record_at, offset, count = _record_positions(cfg.record_steps, t, length)
     snapshots = np.full((S, max(count, 1), d, _snapshot_width(cfg, d)), np.nan)
     tables = sampler.tables
+    iterations = np.arange(t, t + length)
+    alphas = cfg.schedule.values(iterations)
     common = (arr.Phi, arr.rewards, tables.P, tables.mu, tables.chain,
               0 if cfg.sampling == "markov" else 1, sampler.uniforms, sampler.normals,
-              arr.sigma, cfg.schedule.values(np.arange(t, t + length)), t)
+              arr.sigma, alphas)
     tail = (record_at, offset, arr.theta_star, arr.J, arr.rel_weight, st.records, snapshots)
     if sampler.by_agents:
         kern.shared_chunk_by_agents(st.B, st.w, st.eta, st.states, st.diverged, *common,
-                                    cfg.code, cfg.tau, cfg.rebase_heads, cfg.c_eta, cfg.c_B,
-                                    cfg.threshold, *tail)
+                                    cfg.betas(alphas, iterations), t, cfg.code, cfg.tau,
+                                    cfg.rebase_heads, cfg.c_eta, cfg.switches, cfg.threshold,
+                                    *tail)
     elif cfg.shared:
         kern.shared_chunk(st.B, st.B_local, st.w, st.eta, st.states, st.diverged, *common,
-                          cfg.steps, cfg.period, cfg.code, cfg.tau, cfg.rebase_heads,
-                          cfg.c_eta, cfg.c_B, cfg.threshold, *tail)
+                          cfg.betas(alphas, iterations), t, cfg.steps, cfg.period, cfg.code,
+                          cfg.tau, cfg.rebase_heads, cfg.c_eta, cfg.switches, cfg.threshold,
+                          *tail)
     else:
-        kern.theta_chunk(st.theta, st.eta, st.states, st.diverged, *common, cfg.steps,
-                         cfg.period, cfg.code, cfg.rank or 1, cfg.c_eta, cfg.threshold, *tail)
+        kern.theta_chunk(st.theta, st.eta, st.states, st.diverged, *common, t, cfg.steps,
+                         cfg.period, cfg.code, cfg.rank or 1, cfg.c_eta, cfg.switches[1],
+                         cfg.threshold, *tail)
     if count:
         st.distances[:, :, offset:offset + count] = _subspace_distances(
             snapshots[:, :count], cfg, problem.B_star)
@@ -602,10 +666,34 @@ def _within(threshold: float, *arrays: np.ndarray) -> bool:
     return all(bool(np.all(np.abs(a) <= threshold)) for a in arrays)
 
 
-def _expected_shared_step(st: _State, s: int, t: int, alpha: float, cfg: _Config,
-                          mean: types.SimpleNamespace) -> bool:
+def _expected_gain(cfg: _Config, eta: FloatArray, J: FloatArray, alpha: float) -> FloatArray:
+    """Step 3 on the mean path in the run's reading (the two coincide: E[delta] = J - eta)."""
+    if cfg.gain_update == "td":
+        return steps.differential_gain_step(eta, steps.expected_td_error(J, eta), alpha,
+                                            cfg.c_eta)
+    return steps.gain_step(eta, J, alpha, cfg.c_eta)
+
+
+def _expected_head_step(w: FloatArray, basis: FloatArray, z: FloatArray, alpha: float,
+                        cfg: _Config) -> FloatArray:
+    """Step 4 on the mean path, then the projection onto ||w|| <= head_radius if any."""
+    w_next = steps.head_step(w, basis, z, alpha)
+    return w_next if cfg.head_radius is None else steps.head_projection(w_next, cfg.head_radius)
+
+
+def _expected_retraction(cfg: _Config, B_tilde: FloatArray, w: FloatArray) -> steps.Retraction:
+    """Step 7 on the mean path in the run's reading; re-based heads go back into the ball."""
+    retract = steps.polar_retraction_step if cfg.retraction == "polar" else steps.retraction_step
+    out = retract(B_tilde, w, rebase_heads=cfg.rebase_heads)
+    if cfg.rebase_heads and cfg.head_radius is not None:
+        return steps.Retraction(B=out.B, w=steps.head_projection(out.w, cfg.head_radius))
+    return out
+
+
+def _expected_shared_step(st: _State, s: int, t: int, alpha: float, beta: float | None,
+                          cfg: _Config, mean: types.SimpleNamespace) -> bool:
     """One mean-path iteration of personalized, fedrep or oracle for seed s (steps 2-7 of
-    docs/algorithm.md)."""
+    docs/algorithm.md, in the run's reading; ``beta`` the basis step, None for c_B alpha)."""
     copies = st.B_local.shape[1] > 0
     basis = st.B_local[s] if copies else st.B[s]
     w, eta = st.w[s], st.eta[s]
@@ -613,20 +701,25 @@ def _expected_shared_step(st: _State, s: int, t: int, alpha: float, cfg: _Config
                                     steps.shared_parameter(basis, w))
     rep = cfg.algorithm == "personalized" or (
         cfg.algorithm == "fedrep" and steps.fedrep_updates_representation(t, cfg.tau))
-    new_w = w if (cfg.algorithm == "fedrep" and rep) else steps.head_step(w, basis, z, alpha)
-    st.eta[s] = steps.gain_step(eta, mean.J, alpha, cfg.c_eta)
+    new_w = w if (cfg.algorithm == "fedrep" and rep) else _expected_head_step(w, basis, z,
+                                                                              alpha, cfg)
     if rep:
+        if cfg.update_order == "heads_first":  # E[delta' phi(s)] from the new head, old gain
+            z, w = steps.expected_td_direction(mean.A, mean.b, mean.Phi_mu, mean.J, eta,
+                                               steps.shared_parameter(basis, new_w)), new_w
         G = steps.representation_gradient(z, w)
+        step, ratio = (alpha, cfg.c_B) if beta is None else (beta, 1.0)
         if copies:
-            st.B_local[s] = steps.local_representation_step(st.B_local[s], G, alpha, cfg.c_B)
+            st.B_local[s] = steps.local_representation_step(st.B_local[s], G, step, ratio)
         else:
-            B_tilde = steps.server_average(st.B[s], G, alpha, cfg.c_B)
+            B_tilde = steps.server_average(st.B[s], G, step, ratio)
+    st.eta[s] = _expected_gain(cfg, eta, mean.J, alpha)
     ok = _within(cfg.threshold, st.eta[s], new_w)
     if ok and kern._communicates(t, cfg.steps, cfg.period, cfg.code, cfg.tau):
         if copies:
             B_tilde = steps.average_local_copies(st.B_local[s])
         try:
-            retracted = steps.retraction_step(B_tilde, new_w, rebase_heads=cfg.rebase_heads)
+            retracted = _expected_retraction(cfg, B_tilde, new_w)
         except ValueError:  # non-finite or rank-deficient B~: the kernels' divergence rule
             return False
         st.B[s], new_w = retracted.B, retracted.w
@@ -637,11 +730,12 @@ def _expected_shared_step(st: _State, s: int, t: int, alpha: float, cfg: _Config
     return ok
 
 
-def _expected_theta_step(st: _State, s: int, t: int, alpha: float, cfg: _Config,
-                         mean: types.SimpleNamespace) -> bool:
-    """One mean-path iteration of local, fedtd or lowrank_svd for seed s."""
+def _expected_theta_step(st: _State, s: int, t: int, alpha: float, beta: float | None,
+                         cfg: _Config, mean: types.SimpleNamespace) -> bool:
+    """One mean-path iteration of local, fedtd or lowrank_svd for seed s (no basis: ``beta``
+    unused)."""
     z = steps.expected_td_direction(mean.A, mean.b, mean.Phi_mu, mean.J, st.eta[s], st.theta[s])
-    st.eta[s] = steps.gain_step(st.eta[s], mean.J, alpha, cfg.c_eta)
+    st.eta[s] = _expected_gain(cfg, st.eta[s], mean.J, alpha)
     st.theta[s] = steps.local_td_step(st.theta[s], z, alpha)
     if not _within(cfg.threshold, st.eta[s], st.theta[s]):
         return False
@@ -657,13 +751,16 @@ def _run_expected(problem: Any, cfg: _Config, st: _State, arr: types.SimpleNames
                                  Phi_mu=np.asarray(problem.mu) @ arr.Phi, J=arr.J)
     step = _expected_shared_step if cfg.shared else _expected_theta_step
     record_index = {int(k): g for g, k in enumerate(cfg.record_steps)}
-    alphas = cfg.schedule.values(np.arange(cfg.steps))
+    iterations = np.arange(cfg.steps)
+    alphas = cfg.schedule.values(iterations)
+    betas = None if cfg.representation is None else cfg.betas(alphas, iterations)
     progress = _progress_bar(cfg, cfg.steps * len(cfg.seeds))
     for s in range(len(cfg.seeds)):
         # Divergence is detected explicitly after each step; silence the overflow on the way.
         with np.errstate(over="ignore", invalid="ignore"):
             for t in range(cfg.steps):
-                if not step(st, s, t, float(alphas[t]), cfg, mean):
+                beta = None if betas is None else float(betas[t])
+                if not step(st, s, t, float(alphas[t]), beta, cfg, mean):
                     st.diverged[s] = t + 1
                     break
                 g = record_index.get(t + 1)
@@ -683,8 +780,15 @@ def _final_bases(theta: FloatArray, rank: int) -> FloatArray:
     return out
 
 
+def _schedule_setting(schedule: schedules.Schedule | None, given: Any) -> float | str | None:
+    """How Trace.settings records a step-size argument: a number as given, else the schedule."""
+    if schedule is None:
+        return None
+    return float(given) if isinstance(given, int | float) else repr(schedule)
+
+
 def _trace(problem: Any, cfg: _Config, st: _State, arr: types.SimpleNamespace,
-           step_size: Any) -> Trace:
+           step_size: Any, representation_step_size: Any = None) -> Trace:
     if cfg.shared:
         theta, B, heads = np.einsum("sdr,snr->snd", st.B, st.w), st.B, st.w
     else:
@@ -699,8 +803,11 @@ def _trace(problem: Any, cfg: _Config, st: _State, arr: types.SimpleNamespace,
                 "record_every": int(cfg.record_steps[1] - cfg.record_steps[0]),
                 "communication_period": cfg.period, "rebase_heads": cfg.rebase_heads,
                 "c_eta": cfg.c_eta, "c_B": cfg.c_B, "tau": cfg.tau,
-                "step_size": repr(cfg.schedule) if not isinstance(step_size, int | float)
-                else float(step_size)}
+                "step_size": _schedule_setting(cfg.schedule, step_size),
+                "update_order": cfg.update_order, "gain_update": cfg.gain_update,
+                "head_radius": cfg.head_radius, "retraction": cfg.retraction,
+                "representation_step_size": _schedule_setting(cfg.representation,
+                                                              representation_step_size)}
     return Trace(
         algorithm=cfg.algorithm, sampling=cfg.sampling, seeds=np.array(cfg.seeds),
         record_steps=cfg.record_steps,
@@ -720,7 +827,10 @@ def run(problem: Any, algorithm: str = "personalized", *, steps: int,
         sampling: str = "markov", init_subspace: FloatArray | None = None,
         communication_period: int = 1, rebase_heads: bool = False, c_eta: float = 1.0,
         c_B: float = 1.0, tau: int = 1, divergence_threshold: float | None = None,
-        progress: bool = False) -> Trace:
+        progress: bool = False, update_order: str = "simultaneous", gain_update: str = "reward",
+        head_radius: float | None = None, retraction: str = "qr",
+        representation_step_size: float | schedules.Schedule | Callable[[int], float] | None
+        = None) -> Trace:
     """Run an algorithm on a problem for every seed, all agents at once, and record it.
 
     Parameters
@@ -759,6 +869,22 @@ def run(problem: Any, algorithm: str = "personalized", *, steps: int,
         Bound on the iterates' absolute entries; default 1e6 times the problem scale.
     progress : bool, optional
         Show a tqdm progress bar (default False).
+    update_order : str, optional
+        "simultaneous" (default: steps 2-7 from the time-t iterates) or "heads_first" (the
+        basis gradient from the new heads, `steps.heads_first_gradient`; personalized only).
+    gain_update : str, optional
+        "reward" (default, `steps.gain_step`) or "td" (differential TD,
+        `steps.differential_gain_step`); every algorithm.
+    head_radius : float, optional
+        R > 0: project each head onto ||w|| <= R after its step and after re-basing
+        (`steps.head_projection`); personalized, fedrep and oracle. Default None (no projection).
+    retraction : str, optional
+        "qr" (default, `steps.retraction_step`) or "polar" (`steps.polar_retraction_step`);
+        personalized and fedrep.
+    representation_step_size : float, Schedule or callable, optional
+        beta_t, the basis step in place of c_B alpha_t (two timescales when beta_t / alpha_t
+        -> 0), in any form ``step_size`` takes; personalized and fedrep, with c_B = 1. Default
+        None (c_B alpha_t).
 
     Returns
     -------
@@ -769,19 +895,26 @@ def run(problem: Any, algorithm: str = "personalized", *, steps: int,
     ValueError
         For an unknown algorithm or sampling, steps < 1, a step size that is not finite and
         > 0, record_every out of range, a rank that does not match B_star, an init_subspace of
-        the wrong shape or not orthonormal, oracle without B_star, K < 1, tau < 1.
+        the wrong shape or not orthonormal, oracle without B_star, K < 1, tau < 1; an unknown
+        update_order, gain_update or retraction, head_radius <= 0, a representation_step_size
+        that is not finite and > 0, a reading given for an algorithm it means nothing for
+        (`READING_SCOPE`), or c_B != 1 with representation_step_size.
 
     Notes
     -----
-    One iteration: docs/algorithm.md, steps 1-7, composed from `ptdlib.steps`.
+    One iteration: docs/algorithm.md, steps 1-7, composed from `ptdlib.steps`, in the reading
+    the switches choose (docs/algorithm.md, "Readings"; the defaults are steps 1-7 as written).
     """
     options = {"steps": steps, "step_size": step_size, "seeds": seeds, "rank": rank,
                "record_every": record_every, "init_subspace": init_subspace,
                "communication_period": communication_period, "rebase_heads": rebase_heads,
                "c_eta": c_eta, "c_B": c_B, "tau": tau,
-               "divergence_threshold": divergence_threshold, "progress": progress}
+               "divergence_threshold": divergence_threshold, "progress": progress,
+               "update_order": update_order, "gain_update": gain_update,
+               "head_radius": head_radius, "retraction": retraction,
+               "representation_step_size": representation_step_size}
     cfg, st, arr, _ = _execute(problem, algorithm, sampling, options)
-    return _trace(problem, cfg, st, arr, step_size)
+    return _trace(problem, cfg, st, arr, step_size, representation_step_size)
 
 
 def _execute(problem: Any, algorithm: str, sampling: str, options: dict[str, Any]
@@ -828,14 +961,18 @@ def pause(problem: Any, algorithm: str = "personalized", *, steps: int,
           rank: int | None = None, init_subspace: FloatArray | None = None,
           communication_period: int = 1, rebase_heads: bool = False, c_eta: float = 1.0,
           c_B: float = 1.0, tau: int = 1,
-          divergence_threshold: float | None = None) -> PausedRun:
+          divergence_threshold: float | None = None, update_order: str = "simultaneous",
+          gain_update: str = "reward", head_radius: float | None = None, retraction: str = "qr",
+          representation_step_size: float | schedules.Schedule | Callable[[int], float] | None
+          = None) -> PausedRun:
     """Run ``steps`` Markov iterations of one seed and stop: the state at t = steps and the
     draws that iteration t will consume, so that iteration t can be redone by hand.
 
     Parameters
     ----------
     problem, algorithm, step_size, rank, init_subspace, communication_period, rebase_heads,
-    c_eta, c_B, tau, divergence_threshold
+    c_eta, c_B, tau, divergence_threshold, update_order, gain_update, head_radius, retraction,
+    representation_step_size
         As for `run` (Markov sampling, one seed, one record at the end).
     steps : int
         Iterations completed before the pause, t >= 1.
@@ -857,14 +994,18 @@ def pause(problem: Any, algorithm: str = "personalized", *, steps: int,
                "record_every": steps, "init_subspace": init_subspace,
                "communication_period": communication_period, "rebase_heads": rebase_heads,
                "c_eta": c_eta, "c_B": c_B, "tau": tau,
-               "divergence_threshold": divergence_threshold, "progress": False}
+               "divergence_threshold": divergence_threshold, "progress": False,
+               "update_order": update_order, "gain_update": gain_update,
+               "head_radius": head_radius, "retraction": retraction,
+               "representation_step_size": representation_step_size}
     cfg, st, arr, sampler = _execute(problem, algorithm, "markov", options)
     if st.diverged[0] >= 0:
         raise ValueError(f"seed {seed} diverged after {st.diverged[0]} iterations, before the "
                          f"pause at steps = {steps}")
     transitions, noise = sampler.streams[0]
     return PausedRun(
-        trace=_trace(problem, cfg, st, arr, step_size), states=st.states[0].copy(),
+        trace=_trace(problem, cfg, st, arr, step_size, representation_step_size),
+        states=st.states[0].copy(),
         uniforms=np.array([g.random() for g in transitions]),
         noise=(np.array([g.standard_normal() for g in noise]) if noise
                else np.zeros(problem.n_agents)))

@@ -32,6 +32,23 @@ not see B or W, so M is block upper triangular: the gain block is -c_eta I (thre
 2 / c_eta) and the (B, W) block carries the subspace-and-heads dynamics with its own threshold.
 `ptdlib.symbolic` derives the same Jacobian exactly for d = 2, r = 1 (angle chart).
 
+Readings (docs/algorithm.md, "Readings"). Every function that iterates or linearises the map
+takes the switches of `simulate.run` that make sense at a constant step: ``update_order``,
+``gain_update``, ``head_radius``, ``retraction`` (with ``rebase_heads``, ``c_eta``, ``c_B``).
+On the mean path E[delta] = J - eta, so the two gain updates give the same map. A head radius
+R > max_i ||w_i*|| leaves x* fixed and the projection inactive near it (the Jacobian is the
+unprojected one); a smaller R moves the fixed point, and the functions that linearise at x*
+refuse it. The polar retraction is, like QR, the identity on orthonormal bases, so x* stays
+fixed and X(alpha) stays affine; with re-based heads the two retractions give maps that differ
+by a rotation (B, W) -> (B O, W O) only (the update is O(r)-equivariant and both keep B~ w_i),
+hence the same spectrum, while without re-basing they differ. ``update_order="heads_first"``
+is the exception to affinity: its basis gradient uses w + alpha B^T g, so X(alpha) = I + alpha
+M + alpha^2 M2 exactly (every higher term still carries a g_i); `mean_path_jacobian` recovers M
+and M2 from X(alpha) and X(-alpha), and the critical step is then the first alpha where the
+spectral radius of X(alpha) reaches 1 (found numerically, `MeanPathJacobian.critical_step_size`).
+A two-timescale basis schedule beta_t has no constant-step Jacobian: its constant-step analogue
+is the ratio c_B = beta / alpha, which every function here takes.
+
 References
 ----------
 Absil, P.-A., Mahony, R. & Sepulchre, R. (2008). Optimization Algorithms on Matrix Manifolds.
@@ -50,7 +67,13 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from ptdlib import steps, subspace, theory
-from ptdlib._validation import FloatArray, RngLike, check_in_range, check_positive_int
+from ptdlib._validation import (
+    FloatArray,
+    RngLike,
+    check_choice,
+    check_in_range,
+    check_positive_int,
+)
 
 __all__ = [
     "Bisection",
@@ -101,15 +124,62 @@ def _system(problem: Any) -> _MeanSystem:
                        theta_star=np.asarray(problem.theta_star))
 
 
-def _step(system: _MeanSystem, x: MeanPathState, alpha: float, c_eta: float, c_B: float,
-          rebase_heads: bool) -> MeanPathState:
+@dataclasses.dataclass(frozen=True)
+class _Reading:
+    """The options of one mean-path map: the ratios, re-basing and the readings' switches."""
+
+    c_eta: float
+    c_B: float
+    rebase_heads: bool
+    update_order: str = "simultaneous"
+    gain_update: str = "reward"
+    head_radius: float | None = None
+    retraction: str = "qr"
+
+
+def _reading(c_eta: float, c_B: float, rebase_heads: bool, update_order: str = "simultaneous",
+             gain_update: str = "reward", head_radius: float | None = None,
+             retraction: str = "qr") -> _Reading:
+    """Validated options (ValueError naming the argument and the value)."""
+    c_eta, c_B = _ratios(c_eta, c_B)
+    return _Reading(
+        c_eta, c_B, bool(rebase_heads),
+        check_choice(update_order, "update_order", steps.UPDATE_ORDERS),
+        check_choice(gain_update, "gain_update", steps.GAIN_UPDATES),
+        None if head_radius is None else check_in_range(head_radius, "head_radius", 0.0, np.inf,
+                                                        low_open=True, high_open=True),
+        check_choice(retraction, "retraction", steps.RETRACTIONS))
+
+
+def _gain(system: _MeanSystem, eta: FloatArray, alpha: float, reading: _Reading) -> FloatArray:
+    if reading.gain_update == "td":
+        return steps.differential_gain_step(eta, steps.expected_td_error(system.J, eta), alpha,
+                                            reading.c_eta)
+    return steps.gain_step(eta, system.J, alpha, reading.c_eta)
+
+
+def _project(w: FloatArray, reading: _Reading) -> FloatArray:
+    return w if reading.head_radius is None else steps.head_projection(w, reading.head_radius)
+
+
+def _step(system: _MeanSystem, x: MeanPathState, alpha: float,
+          reading: _Reading) -> MeanPathState:
     B_agents = x.B[..., None, :, :]  # the one basis, seen by each of the N agents
     z = steps.expected_td_direction(system.A, system.b, system.Phi_mu, system.J, x.eta,
                                     steps.shared_parameter(B_agents, x.W))
-    heads = steps.head_step(x.W, B_agents, z, alpha)
-    B_tilde = steps.server_average(x.B, steps.representation_gradient(z, x.W), alpha, c_B)
-    retracted = steps.retraction_step(B_tilde, heads, rebase_heads=rebase_heads)
-    return MeanPathState(retracted.B, retracted.w, steps.gain_step(x.eta, system.J, alpha, c_eta))
+    heads = _project(steps.head_step(x.W, B_agents, z, alpha), reading)
+    w_gradient = x.W
+    if reading.update_order == "heads_first":  # E[delta' phi] from the new heads, old gains
+        z = steps.expected_td_direction(system.A, system.b, system.Phi_mu, system.J, x.eta,
+                                        steps.shared_parameter(B_agents, heads))
+        w_gradient = heads
+    B_tilde = steps.server_average(x.B, steps.representation_gradient(z, w_gradient), alpha,
+                                   reading.c_B)
+    retract = (steps.polar_retraction_step if reading.retraction == "polar"
+               else steps.retraction_step)
+    retracted = retract(B_tilde, heads, rebase_heads=reading.rebase_heads)
+    w = _project(retracted.w, reading) if reading.rebase_heads else retracted.w
+    return MeanPathState(retracted.B, w, _gain(system, x.eta, alpha, reading))
 
 
 def _ratios(c_eta: float, c_B: float) -> tuple[float, float]:
@@ -117,8 +187,21 @@ def _ratios(c_eta: float, c_B: float) -> tuple[float, float]:
             check_in_range(c_B, "c_B", 0.0, np.inf, low_open=True))
 
 
+def _fixed_under(x_star: MeanPathState, reading: _Reading) -> MeanPathState:
+    """x* itself, after checking that the reading's head projection leaves it fixed."""
+    if reading.head_radius is not None:
+        largest = float(np.max(np.linalg.norm(x_star.W, axis=-1)))
+        if not largest < reading.head_radius:
+            raise ValueError(f"head_radius must exceed max_i ||w_i*|| = {largest:.6g} for "
+                             f"(B*, W*, J) to be a fixed point of the projected map; got "
+                             f"{reading.head_radius!r}")
+    return x_star
+
+
 def mean_path_step(problem: Any, state: MeanPathState, alpha: float, *, c_eta: float = 1.0,
-                   c_B: float = 1.0, rebase_heads: bool = False) -> MeanPathState:
+                   c_B: float = 1.0, rebase_heads: bool = False,
+                   update_order: str = "simultaneous", gain_update: str = "reward",
+                   head_radius: float | None = None, retraction: str = "qr") -> MeanPathState:
     """One iteration of the mean-path map F_alpha of personalized TD (K = 1).
 
     Parameters
@@ -133,6 +216,8 @@ def mean_path_step(problem: Any, state: MeanPathState, alpha: float, *, c_eta: f
         Single-timescale ratios (default 1).
     rebase_heads : bool, optional
         As in `steps.retraction_step`.
+    update_order, gain_update, head_radius, retraction : optional
+        The readings, as in `simulate.run` (module docstring, "Readings").
 
     Returns
     -------
@@ -141,15 +226,16 @@ def mean_path_step(problem: Any, state: MeanPathState, alpha: float, *, c_eta: f
     Notes
     -----
     g_i = A_i B w_i + b_i + (J_i - eta_i) Phi^T mu_i; w_i += alpha B^T g_i;
-    eta_i += c_eta alpha (J_i - eta_i); B = qf(B + c_B alpha mean_i g_i w_i^T).
+    eta_i += c_eta alpha (J_i - eta_i); B = qf(B + c_B alpha mean_i g_i w_i^T) (default reading).
 
     References
     ----------
     docs/algorithm.md in expectation; `simulate.run` with ``sampling="expected"``.
     """
     alpha = check_in_range(alpha, "alpha", 0.0, np.inf, low_open=True)
-    c_eta, c_B = _ratios(c_eta, c_B)
-    return _step(_system(problem), state, alpha, c_eta, c_B, rebase_heads)
+    reading = _reading(c_eta, c_B, rebase_heads, update_order, gain_update, head_radius,
+                       retraction)
+    return _step(_system(problem), state, alpha, reading)
 
 
 def fixed_point(problem: Any) -> MeanPathState:
@@ -274,8 +360,10 @@ class MeanPathJacobian:
     """Linearisation of the mean-path map at x*, on the quotient tangent space.
 
     ``alpha`` the step size it was evaluated at; ``jacobian`` X(alpha) (k, k) = I + alpha
-    ``drift``; ``basis`` C (see `quotient_basis`); ``n_block`` the size of the (B, W) block
-    (the first n_block coordinates; the last N are the gains); ``c_eta`` the gain ratio.
+    ``drift`` (+ alpha^2 ``second_order`` for heads_first); ``basis`` C (see
+    `quotient_basis`); ``n_block`` the size of the (B, W) block (the first n_block coordinates;
+    the last N are the gains); ``c_eta`` the gain ratio; ``second_order`` M2 of X(alpha) = I +
+    alpha M + alpha^2 M2, None when X is affine in alpha (every reading but heads_first).
     """
 
     alpha: float
@@ -284,10 +372,11 @@ class MeanPathJacobian:
     basis: FloatArray
     n_block: int
     c_eta: float
+    second_order: FloatArray | None = None
 
     @property
     def eigenvalues(self) -> np.ndarray:
-        """Eigenvalues lambda_j of the drift M (complex, unsorted)."""
+        """Eigenvalues lambda_j of the drift M (complex, unsorted): the small-step dynamics."""
         return np.linalg.eigvals(self.drift)
 
     @property
@@ -295,15 +384,23 @@ class MeanPathJacobian:
         """The (B, W) block of M (the subspace-and-heads dynamics, gains held at J)."""
         return self.drift[:self.n_block, :self.n_block]
 
+    def _blocks(self, block: bool) -> tuple[FloatArray, FloatArray | None]:
+        """(M, M2) of the whole map, or of the (B, W) block."""
+        n = self.n_block if block else self.drift.shape[0]
+        second = None if self.second_order is None else self.second_order[:n, :n]
+        return self.drift[:n, :n], second
+
     @property
     def critical_step_size(self) -> float:
-        """alpha_crit of the whole map (0.0 if some Re lambda_j >= 0)."""
-        return _critical(self.drift)
+        """alpha_crit of the whole map (0.0 if some Re lambda_j >= 0): min_j 2 Re(-lambda_j) /
+        |lambda_j|^2 for an affine X, else the first alpha with spectral radius 1
+        (`_critical_quadratic`)."""
+        return _critical(*self._blocks(False))
 
     @property
     def block_critical_step_size(self) -> float:
         """alpha_crit of the (B, W) block alone."""
-        return _critical(self.block_drift)
+        return _critical(*self._blocks(True))
 
     @property
     def gain_critical_step_size(self) -> float:
@@ -322,7 +419,11 @@ class MeanPathJacobian:
 
     @property
     def sufficient_step_size(self) -> float:
-        """omega(M) / ||M||_2^2, or 0.0 when M is not negative definite (omega <= 0)."""
+        """omega(M) / ||M||_2^2, or 0.0 when M is not negative definite (omega <= 0).
+
+        The classical step of the affine map I + alpha M; for heads_first it is that of the
+        small-step drift M alone and guarantees nothing about the quadratic X(alpha).
+        """
         return _sufficient(self.drift)
 
     @property
@@ -331,14 +432,57 @@ class MeanPathJacobian:
         return _sufficient(self.block_drift)
 
     def spectral_radius(self, alpha: ArrayLike, *, block: bool = False) -> FloatArray | float:
-        """max_j |1 + alpha lambda_j| of the whole map (or of the (B, W) block)."""
-        lam = np.linalg.eigvals(self.block_drift if block else self.drift)
+        """Spectral radius of X(alpha) for the whole map (or the (B, W) block): max_j |1 + alpha
+        lambda_j| when X is affine, else that of I + alpha M + alpha^2 M2."""
+        M, M2 = self._blocks(block)
         a = np.asarray(alpha, dtype=np.float64)
-        rho = np.max(np.abs(1.0 + a[..., None] * lam), axis=-1)
+        if M2 is None:
+            lam = np.linalg.eigvals(M)
+            rho = np.max(np.abs(1.0 + a[..., None] * lam), axis=-1)
+        else:
+            rho = np.vectorize(lambda x: _radius(M, M2, x))(a)
         return float(rho) if rho.ndim == 0 else rho
 
 
-def _critical(M: FloatArray) -> float:
+#: `_critical_quadratic` scans alpha on a geometric grid of this ratio, from SCAN_RANGE[0] to
+#: SCAN_RANGE[1] times the affine threshold of M, then bisects the first crossing to SCAN_RTOL.
+SCAN_RATIO = 1.05
+SCAN_RANGE = (1e-3, 1e3)
+SCAN_RTOL = 1e-12
+
+
+def _radius(M: FloatArray, M2: FloatArray, alpha: float) -> float:
+    """Spectral radius of I + alpha M + alpha^2 M2."""
+    return float(np.max(np.abs(np.linalg.eigvals(np.eye(M.shape[0]) + alpha * M
+                                                 + alpha**2 * M2))))
+
+
+def _critical_quadratic(M: FloatArray, M2: FloatArray) -> float:
+    """First alpha > 0 with rho(I + alpha M + alpha^2 M2) >= 1 (0.0 if small steps already are
+    unstable, inf if none below SCAN_RANGE[1] times the affine threshold).
+
+    Small steps are stable iff M is (rho = 1 + alpha max Re lambda_j(M) + O(alpha^2)); the
+    crossing is found on a geometric grid from the affine threshold's scale (an unstable window
+    narrower than the grid's spacing would be missed), then bisected.
+    """
+    scale = _critical(M)
+    if scale == 0.0:
+        return 0.0
+    low = scale * SCAN_RANGE[0]
+    high = low * SCAN_RATIO
+    while _radius(M, M2, high) < 1.0:
+        if high > scale * SCAN_RANGE[1]:
+            return float(np.inf)
+        low, high = high, high * SCAN_RATIO
+    while high - low > SCAN_RTOL * low:
+        mid = 0.5 * (low + high)
+        low, high = (mid, high) if _radius(M, M2, mid) < 1.0 else (low, mid)
+    return 0.5 * (low + high)
+
+
+def _critical(M: FloatArray, M2: FloatArray | None = None) -> float:
+    if M2 is not None:
+        return _critical_quadratic(M, M2)
     try:
         return float(theory.critical_step_size(M))
     except ValueError:  # an eigenvalue with Re >= 0: no positive step is stable
@@ -353,7 +497,9 @@ def _sufficient(M: FloatArray) -> float:
 
 def mean_path_jacobian(problem: Any, alpha: float = 1.0, *, c_eta: float = 1.0,
                        c_B: float = 1.0, rebase_heads: bool = False,
-                       fd_step: float = 1e-6) -> MeanPathJacobian:
+                       fd_step: float = 1e-6, update_order: str = "simultaneous",
+                       gain_update: str = "reward", head_radius: float | None = None,
+                       retraction: str = "qr") -> MeanPathJacobian:
     """Jacobian of the mean-path map at x* on the quotient tangent space (central differences).
 
     Parameters
@@ -368,6 +514,9 @@ def mean_path_jacobian(problem: Any, alpha: float = 1.0, *, c_eta: float = 1.0,
         As in `steps.retraction_step`.
     fd_step : float, optional
         Central-difference step h; error O(h^2) + O(eps / h).
+    update_order, gain_update, head_radius, retraction : optional
+        The readings, as in `simulate.run` (module docstring, "Readings"); head_radius must
+        exceed max_i ||w_i*||.
 
     Returns
     -------
@@ -375,30 +524,47 @@ def mean_path_jacobian(problem: Any, alpha: float = 1.0, *, c_eta: float = 1.0,
 
     Notes
     -----
-    X[:, j] = C^T (F(c(h e_j)) - F(c(-h e_j))) / (2 h);  X(alpha) = I + alpha M.
+    X[:, j] = C^T (F(c(h e_j)) - F(c(-h e_j))) / (2 h);  X(alpha) = I + alpha M; for
+    heads_first X(alpha) = I + alpha M + alpha^2 M2 with M = (X(alpha) - X(-alpha)) / (2 alpha)
+    and M2 = (X(alpha) + X(-alpha) - 2 I) / (2 alpha^2).
 
     References
     ----------
     Absil, Mahony & Sepulchre (2008), Sec. 4.1 (retractions) and Ch. 3 (quotient manifolds).
     """
     alpha = check_in_range(alpha, "alpha", 0.0, np.inf, low_open=True)
-    c_eta, c_B = _ratios(c_eta, c_B)
+    reading = _reading(c_eta, c_B, rebase_heads, update_order, gain_update, head_radius,
+                       retraction)
     fd_step = check_in_range(fd_step, "fd_step", 0.0, 1e-2, low_open=True)
-    x_star = fixed_point(problem)
+    x_star = _fixed_under(fixed_point(problem), reading)
     C = quotient_basis(x_star.B, x_star.W)
+    k, N = C.shape[1], x_star.eta.shape[0]
+    X = _central_differences(_system(problem), x_star, C, alpha, reading, fd_step)
+    if reading.update_order == "simultaneous":
+        drift, second = (X - np.eye(k)) / alpha, None
+    else:  # exactly quadratic in alpha (module docstring): X(-alpha) separates the two terms
+        X_back = _central_differences(_system(problem), x_star, C, -alpha, reading, fd_step)
+        drift = (X - X_back) / (2 * alpha)
+        second = (X + X_back - 2 * np.eye(k)) / (2 * alpha**2)
+    return MeanPathJacobian(alpha=alpha, jacobian=X, drift=drift, basis=C, n_block=k - N,
+                            c_eta=reading.c_eta, second_order=second)
+
+
+def _central_differences(system: _MeanSystem, x_star: MeanPathState, C: FloatArray,
+                         alpha: float, reading: _Reading, fd_step: float) -> FloatArray:
+    """X = C^T D(F_alpha o c)(0) C by central differences of step fd_step."""
     k = C.shape[1]
     xi = np.concatenate([fd_step * np.eye(k), -fd_step * np.eye(k)])
-    image = _flatten(_step(_system(problem), _chart(x_star, C, xi), alpha, c_eta, c_B,
-                           rebase_heads))
-    X = ((image[:k] - image[k:]) @ C / (2 * fd_step)).T
-    N = x_star.eta.shape[0]
-    return MeanPathJacobian(alpha=alpha, jacobian=X, drift=(X - np.eye(k)) / alpha, basis=C,
-                            n_block=k - N, c_eta=c_eta)
+    image = _flatten(_step(system, _chart(x_star, C, xi), alpha, reading))
+    return ((image[:k] - image[k:]) @ C / (2 * fd_step)).T
 
 
 def mean_path_error_curve(problem: Any, alpha: float, *, steps: int, perturbation: float,
                           rng: RngLike, gains: bool = True, c_eta: float = 1.0,
-                          c_B: float = 1.0, rebase_heads: bool = False) -> FloatArray:
+                          c_B: float = 1.0, rebase_heads: bool = False,
+                          update_order: str = "simultaneous", gain_update: str = "reward",
+                          head_radius: float | None = None,
+                          retraction: str = "qr") -> FloatArray:
     """Errors e(x_t), t = 0..steps, of the mean path started next to x*.
 
     Parameters
@@ -416,8 +582,8 @@ def mean_path_error_curve(problem: Any, alpha: float, *, steps: int, perturbatio
     gains : bool, optional
         Perturb the gains too (the whole map); False starts them at J exactly, where they stay,
         so only the (B, W) block acts.
-    c_eta, c_B, rebase_heads :
-        As in `mean_path_step`.
+    c_eta, c_B, rebase_heads, update_order, gain_update, head_radius, retraction :
+        As in `mean_path_step` (head_radius must exceed max_i ||w_i*||).
 
     Returns
     -------
@@ -430,10 +596,11 @@ def mean_path_error_curve(problem: Any, alpha: float, *, steps: int, perturbatio
     x_0 = c(xi), x_{t+1} = F_alpha(x_t).
     """
     alpha = check_in_range(alpha, "alpha", 0.0, np.inf, low_open=True)
-    c_eta, c_B = _ratios(c_eta, c_B)
+    reading = _reading(c_eta, c_B, rebase_heads, update_order, gain_update, head_radius,
+                       retraction)
     steps_ = check_positive_int(steps, "steps")
     perturbation = check_in_range(perturbation, "perturbation", 0.0, 1e-2, low_open=True)
-    system, x_star = _system(problem), fixed_point(problem)
+    system, x_star = _system(problem), _fixed_under(fixed_point(problem), reading)
     C = quotient_basis(x_star.B, x_star.W)
     direction = np.random.default_rng(rng).standard_normal(C.shape[1])
     if not gains:
@@ -444,7 +611,7 @@ def mean_path_error_curve(problem: Any, alpha: float, *, steps: int, perturbatio
     with np.errstate(over="ignore", invalid="ignore"):
         for t in range(steps_):
             try:
-                x = _step(system, x, alpha, c_eta, c_B, rebase_heads)
+                x = _step(system, x, alpha, reading)
             except ValueError:  # the retraction met a non-finite or rank-deficient B~
                 break
             errors[t + 1] = mean_path_error(problem, x)
@@ -826,7 +993,9 @@ class MeanPathLimit:
 
 
 def mean_path_limit(problem: Any, *, alpha: float, steps: int, seed: int = 0, starts: int = 3,
-                    c_eta: float = 1.0, c_B: float = 1.0) -> MeanPathLimit:
+                    c_eta: float = 1.0, c_B: float = 1.0, rebase_heads: bool = False,
+                    update_order: str = "simultaneous", gain_update: str = "reward",
+                    head_radius: float | None = None, retraction: str = "qr") -> MeanPathLimit:
     """Iterate the mean-path map from ``starts`` Haar-random bases and return where it settles.
 
     Parameters
@@ -844,6 +1013,8 @@ def mean_path_limit(problem: Any, *, alpha: float, steps: int, seed: int = 0, st
         Number of random starts, >= 1; the first gives the limit, the others its spread.
     c_eta, c_B : float, optional
         Single-timescale ratios.
+    rebase_heads, update_order, gain_update, head_radius, retraction : optional
+        The reading, as in `mean_path_step` (any head radius: the limit need not be x*).
 
     Returns
     -------
@@ -865,7 +1036,8 @@ def mean_path_limit(problem: Any, *, alpha: float, steps: int, seed: int = 0, st
     """
     alpha = check_in_range(alpha, "alpha", 0.0, np.inf, low_open=True, high_open=True)
     starts = check_positive_int(starts, "starts")
-    c_eta, c_B = _ratios(c_eta, c_B)
+    reading = _reading(c_eta, c_B, rebase_heads, update_order, gain_update, head_radius,
+                       retraction)
     rank = problem.rank if problem.B_star is None else problem.B_star.shape[1]
     if rank is None:
         raise ValueError("problem must have a rank (Problem.from_arrays(..., rank=r))")
@@ -880,7 +1052,7 @@ def mean_path_limit(problem: Any, *, alpha: float, steps: int, seed: int = 0, st
         previous = x.B[0]
         with np.errstate(over="ignore", invalid="ignore"):
             try:
-                x = _step(system, x, alpha, c_eta, c_B, False)
+                x = _step(system, x, alpha, reading)
             except ValueError as exc:  # the retraction refuses a non-finite basis
                 raise ValueError(f"the mean path diverged at iteration {t}: alpha={alpha} is "
                                  "above its critical step") from exc

@@ -20,6 +20,24 @@ one iteration of personalized single-timescale TD is (alpha_t one step size, c_e
 All right-hand sides use the iterates at time t (simultaneous update). In the mean-path mode z
 is replaced by its expectation `expected_td_direction` and r by J in `gain_step`.
 
+Readings (docs/algorithm.md, "Readings"): the choices the paper's abstract leaves open, each a
+switch of ``ptdlib.simulate.run`` whose default is the list above.
+
+    update_order="heads_first"  step 5 after step 4, from the new head and the TD error it gives:
+                                G = delta' phi(s) w_{t+1}^T                (`heads_first_gradient`)
+    gain_update="td"            step 3 as differential TD: eta <- eta + c_eta alpha delta
+                                                                      (`differential_gain_step`)
+    head_radius=R               w <- w min(1, R / ||w||) after step 4 and after re-basing
+                                                                             (`head_projection`)
+    retraction="polar"          step 7 by the polar factor: B = U V^T, B~ = U S V^T; optionally
+                                w <- V S V^T w                          (`polar_retraction_step`)
+    representation_step_size    steps 6 (and the local copies' steps) with beta_t in place of
+                                c_B alpha_t: `server_average` and `local_representation_step`
+                                called with (beta_t, c_B = 1)
+
+In the mean-path mode the TD error's expectation is `expected_td_error` = J - eta, so the two
+gain updates coincide there.
+
 Communication period K >= 1. With K = 1 the server averages every iteration (steps 6-7). With
 K > 1 each agent keeps its own copy B^i, starting from the last broadcast basis, and steps it
 locally with `local_representation_step` (B^i <- B^i + c_B alpha G^i, no retraction); after
@@ -49,6 +67,10 @@ representations for personalized federated learning (FedRep). ICML.
 Absil, P.-A., Mahony, R. & Sepulchre, R. (2008). Optimization Algorithms on Matrix Manifolds.
 Bai, Y. et al. (2025). Multi-task low-rank TD learning (truncated-SVD projection of the stacked
 parameters).
+Wan, Y., Naik, A. & Sutton, R. S. (2021). Learning and planning in average-reward Markov
+decision processes. ICML (differential TD: the gain driven by the TD error).
+Higham, N. J. (1986). Computing the polar decomposition, with applications. SIAM J. Sci. Stat.
+Comput. 7(4) (the polar factor as the nearest orthonormal matrix).
 Wang, Yang & Su (2026). Personalized multi-agent average-reward TD-learning via joint linear
 approximation. arXiv:2603.02426.
 """
@@ -62,6 +84,11 @@ from numpy.typing import ArrayLike
 
 from ptdlib import subspace
 from ptdlib._validation import FloatArray, check_positive_int
+
+#: The readings of docs/algorithm.md ("Readings") with options; the first of each is the default.
+UPDATE_ORDERS = ("simultaneous", "heads_first")
+GAIN_UPDATES = ("reward", "td")
+RETRACTIONS = ("qr", "polar")
 
 
 def td_error(reward: ArrayLike, eta: ArrayLike, phi_t: ArrayLike, phi_tp1: ArrayLike,
@@ -199,6 +226,60 @@ def gain_step(eta: ArrayLike, reward: ArrayLike, alpha: float, c_eta: float = 1.
     return eta + c_eta * alpha * (np.asarray(reward) - eta)
 
 
+def differential_gain_step(eta: ArrayLike, delta: ArrayLike, alpha: float,
+                           c_eta: float = 1.0) -> FloatArray:
+    """Differential-TD gain update (the reading ``gain_update="td"`` of step 3).
+
+    Parameters
+    ----------
+    eta : (...,)
+        Gain estimates eta_t.
+    delta : (...,)
+        TD errors delta_t (step 2; `expected_td_error` in the mean-path mode).
+    alpha : float
+        Step size alpha_t.
+    c_eta : float, optional
+        Ratio of the gain step to alpha (default 1).
+
+    Returns
+    -------
+    (...,) ndarray
+        eta_{t+1}.
+
+    Notes
+    -----
+    eta_{t+1} = eta_t + c_eta alpha_t delta_t.
+
+    References
+    ----------
+    Wan, Naik & Sutton (2021), Differential TD-learning; Sutton & Barto (2018), Section 10.3
+    (box "Differential semi-gradient Sarsa").
+    """
+    return np.asarray(eta) + c_eta * alpha * np.asarray(delta)
+
+
+def expected_td_error(J: ArrayLike, eta: ArrayLike) -> FloatArray:
+    """Mean of the TD error under stationary sampling (the mean-path mode).
+
+    Parameters
+    ----------
+    J : (...,)
+        Average rewards J_i.
+    eta : (...,)
+        Gain estimates.
+
+    Returns
+    -------
+    (...,) ndarray
+        E[delta] with s ~ mu_i, s' ~ P_i(s, .), for any value parameter theta.
+
+    Notes
+    -----
+    E[delta] = J_i - eta: the feature terms cancel, E[phi(s')] = Phi^T P_i^T mu_i = Phi^T mu_i.
+    """
+    return np.asarray(J) - np.asarray(eta)
+
+
 def head_step(w: ArrayLike, B: ArrayLike, z: ArrayLike, alpha: float) -> FloatArray:
     """Head update (docs/algorithm.md, step 4).
 
@@ -225,6 +306,35 @@ def head_step(w: ArrayLike, B: ArrayLike, z: ArrayLike, alpha: float) -> FloatAr
     return np.asarray(w) + alpha * np.einsum("...dr,...d->...r", B, z)
 
 
+def head_projection(w: ArrayLike, radius: float) -> FloatArray:
+    """Projection of each head onto the ball ||w|| <= R (the reading ``head_radius=R``).
+
+    Parameters
+    ----------
+    w : (..., rank)
+        Heads after the head step (or after re-basing).
+    radius : float
+        R > 0.
+
+    Returns
+    -------
+    (..., rank) ndarray
+        The nearest point of the ball; heads inside it are returned unchanged, bit for bit.
+
+    Notes
+    -----
+    w <- w R / max(||w||, R).
+
+    References
+    ----------
+    Bhandari, J., Russo, D. & Singal, R. (2018). A finite time analysis of temporal difference
+    learning with linear function approximation. COLT (projected TD).
+    """
+    w = np.asarray(w, dtype=np.float64)
+    norm = np.sqrt(np.sum(w * w, axis=-1, keepdims=True))
+    return w * (radius / np.maximum(norm, radius))
+
+
 def representation_gradient(z: ArrayLike, w: ArrayLike) -> FloatArray:
     """Local representation (semi-)gradient (docs/algorithm.md, step 5).
 
@@ -245,6 +355,39 @@ def representation_gradient(z: ArrayLike, w: ArrayLike) -> FloatArray:
     G_t = z_t w_t^T = delta_t phi(s_t) w_t^T.
     """
     return np.asarray(z)[..., :, None] * np.asarray(w)[..., None, :]
+
+
+def heads_first_gradient(reward: ArrayLike, eta: ArrayLike, phi_t: ArrayLike,
+                         phi_tp1: ArrayLike, B: ArrayLike, w_next: ArrayLike) -> FloatArray:
+    """Representation gradient from the updated head (the reading ``update_order="heads_first"``).
+
+    Parameters
+    ----------
+    reward, eta : (...,)
+        Observed rewards r_t and the gains eta_t before their update.
+    phi_t, phi_tp1 : (..., dim)
+        Features phi(s_t) and phi(s_{t+1}).
+    B : (..., dim, rank)
+        Basis B_t (the shared one, or an agent's local copy) before its update.
+    w_next : (..., rank)
+        Heads w_{t+1} after step 4 (and `head_projection`, if any).
+
+    Returns
+    -------
+    (..., dim, rank) ndarray
+        G_t.
+
+    Notes
+    -----
+    G_t = delta'_t phi(s_t) w_{t+1}^T,
+    delta'_t = r_t - eta_t + (phi(s_{t+1}) - phi(s_t))^T B_t w_{t+1}.
+
+    References
+    ----------
+    Collins et al. (2021), Algorithm 1 (FedRep updates the representation after the heads).
+    """
+    delta = td_error(reward, eta, phi_t, phi_tp1, shared_parameter(B, w_next))
+    return representation_gradient(td_direction(delta, phi_t), w_next)
 
 
 def server_average(B: ArrayLike, G: ArrayLike, alpha: float, c_B: float = 1.0) -> FloatArray:
@@ -358,6 +501,41 @@ def retraction_step(B_tilde: ArrayLike, w: ArrayLike, *, rebase_heads: bool) -> 
     if rebase_heads:
         w = np.einsum("...rk,...nk->...nr", R, w)
     return Retraction(B=Q, w=w)
+
+
+def polar_retraction_step(B_tilde: ArrayLike, w: ArrayLike, *,
+                          rebase_heads: bool) -> Retraction:
+    """Polar retraction of the averaged basis, optionally re-basing the heads (reading of step 7).
+
+    Parameters
+    ----------
+    B_tilde : (..., dim, rank)
+        Averaged basis B~_{t+1}.
+    w : (..., n_agents, rank)
+        Heads w_{t+1}.
+    rebase_heads : bool
+        If True, w <- V S V^T w so that the predictions B~ w = (U V^T)(V S V^T w) are unchanged.
+
+    Returns
+    -------
+    Retraction
+        ``B`` (..., dim, rank) orthonormal and ``w`` (..., n_agents, rank).
+
+    Notes
+    -----
+    B~_{t+1} = U S V^T (thin SVD);  B_{t+1} = U V^T;  w_{t+1}^i <- V S V^T w_{t+1}^i if
+    rebase_heads.
+
+    References
+    ----------
+    Absil, Mahony & Sepulchre (2008), Ch. 4 (the polar retraction); Higham (1986); via
+    `subspace.polar_retraction`.
+    """
+    B, H = subspace.polar_retraction(B_tilde)
+    w = np.asarray(w, dtype=np.float64)
+    if rebase_heads:
+        w = np.einsum("...rk,...nk->...nr", H, w)
+    return Retraction(B=B, w=w)
 
 
 def local_td_step(theta: ArrayLike, z: ArrayLike, alpha: float) -> FloatArray:

@@ -264,6 +264,55 @@ def qr_retraction(B_tilde: ArrayLike) -> tuple[FloatArray, FloatArray]:
     return Q, R
 
 
+def polar_retraction(B_tilde: ArrayLike) -> tuple[FloatArray, FloatArray]:
+    """Polar retraction onto the Stiefel manifold: the orthonormal factor of ``B~ = U S V^T``.
+
+    Parameters
+    ----------
+    B_tilde : (..., dim, rank) array_like
+        Matrices of full column rank, any leading batch axes.
+
+    Returns
+    -------
+    B : (..., dim, rank) ndarray
+        U V^T: orthonormal columns, the orthonormal matrix nearest to ``B_tilde`` (in every
+        unitarily invariant norm).
+    H : (..., rank, rank) ndarray
+        V S V^T, symmetric positive definite, with B~ = B H; H = I when ``B_tilde`` is already
+        orthonormal.
+
+    Raises
+    ------
+    ValueError
+        If some ``B_tilde[...]`` is numerically rank-deficient: s_min <= dim * eps * s_max (the
+        rule of `qr_retraction`, on the singular values).
+
+    Notes
+    -----
+    B_{t+1} = B~ (B~^T B~)^(-1/2) = U V^T.
+
+    References
+    ----------
+    Absil, Mahony & Sepulchre (2008), Ch. 4 (the polar retraction on the Stiefel manifold);
+    Higham, N. J. (1986). Computing the polar decomposition, with applications. SIAM J. Sci.
+    Stat. Comput. 7(4).
+    """
+    M = as_float_array(B_tilde, "B_tilde")
+    if M.ndim < 2 or M.shape[-1] == 0 or M.shape[-1] > M.shape[-2]:
+        raise ValueError(f"B_tilde must have shape (..., dim, rank) with 1 <= rank <= dim; "
+                         f"got {M.shape}")
+    U, s, Vt = np.linalg.svd(M, full_matrices=False)
+    threshold = M.shape[-2] * np.finfo(np.float64).eps * s[..., :1]
+    deficient = s[..., -1:] <= threshold
+    if np.any(deficient):
+        index = tuple(int(i) for i in np.argwhere(deficient)[0][:-1])
+        raise ValueError(f"B_tilde must have full column rank; smallest singular value is "
+                         f"{s[index][-1]:.3g} at index {index}, at or below dim * eps * s_max = "
+                         f"{threshold[index][0]:.3g}")
+    V = np.swapaxes(Vt, -1, -2)
+    return U @ Vt, (V * s[..., None, :]) @ Vt
+
+
 def qr_retraction_differential(B: ArrayLike, E: ArrayLike) -> FloatArray:
     """Differential of the QR retraction at an orthonormal B in the direction E.
 

@@ -19,6 +19,10 @@ A sweep spec is a YAML mapping with three keys::
       record_every: 200
       t0: 200.0           # optional: alpha_t = step_size / (t + t0) (schedules.inverse_time)
       warm_start: false   # optional: B_0 = B* (personalized and fedrep only)
+      # readings (docs/algorithm.md; simulate.run's switches, same names and defaults):
+      # update_order: heads_first, gain_update: td, head_radius: 2.0, retraction: polar,
+      # representation_step_size: 1.0e-2 (beta, constant; with representation_t0: 50.0,
+      # beta_t = representation_step_size / (t + representation_t0))
     seeds: 8              # simulation seeds 0..7 (or an explicit list)
 
 Every combination of the axes and one simulation seed is a *cell*, run as one task by
@@ -96,7 +100,10 @@ RUN_FIELDS: dict[str, tuple[type, Any, str]] = {
     "sampling": (str, "markov", ""), "communication_period": (int, 1, "pos"),
     "rebase_heads": (bool, False, ""), "c_eta": (float, 1.0, "gt0"),
     "c_B": (float, 1.0, "gt0"), "tau": (int, 1, "pos"), "t0": (float, None, "gt0"),
-    "warm_start": (bool, False, ""),
+    "warm_start": (bool, False, ""), "update_order": (str, "simultaneous", ""),
+    "gain_update": (str, "reward", ""), "head_radius": (float, None, "gt0"),
+    "retraction": (str, "qr", ""), "representation_step_size": (float, None, "gt0"),
+    "representation_t0": (float, None, "gt0"),
 }
 #: The algorithms that take an initial basis (simulate.run's init_subspace): warm_start's scope.
 WARM_STARTABLE = ("personalized", "fedrep")
@@ -219,19 +226,43 @@ def _section(raw: Any, section: str,
 
 
 def _check_choices(run: Mapping[str, tuple[Any, ...]]) -> None:
-    from ptdlib import simulate
+    from ptdlib import simulate, steps
 
-    for name, options in (("algorithm", simulate.ALGORITHMS), ("sampling", simulate.SAMPLINGS)):
+    for name, options in (("algorithm", simulate.ALGORITHMS), ("sampling", simulate.SAMPLINGS),
+                          ("update_order", steps.UPDATE_ORDERS),
+                          ("gain_update", steps.GAIN_UPDATES),
+                          ("retraction", steps.RETRACTIONS)):
         for value in run[name]:
             if value not in options:
                 raise ValueError(f"sweep spec: run.{name} must be one of {', '.join(options)}; "
                                  f"got {value!r}")
-    if True in run["warm_start"]:
-        for algorithm in run["algorithm"]:
-            if algorithm not in WARM_STARTABLE:
-                raise ValueError(f"sweep spec: run.warm_start applies to "
-                                 f"{' and '.join(WARM_STARTABLE)} only; got it with "
-                                 f"run.algorithm {algorithm!r}")
+    scopes = {"warm_start": WARM_STARTABLE, **simulate.READING_SCOPE}
+    for name, scope in scopes.items():
+        default = RUN_FIELDS[name][1]
+        given = [value for value in run[name] if value != default]
+        for algorithm in run["algorithm"] if given else ():
+            if algorithm not in scope:
+                raise ValueError(f"sweep spec: run.{name} applies to {_listing(scope)} only; "
+                                 f"got {name}={given[0]!r} with run.algorithm {algorithm!r}")
+    _check_basis_schedule(run)
+
+
+def _listing(names: Sequence[str]) -> str:
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+
+
+def _check_basis_schedule(run: Mapping[str, tuple[Any, ...]]) -> None:
+    """representation_t0 needs representation_step_size, which replaces c_B alpha (c_B = 1)."""
+    if run["representation_step_size"] == (None,):
+        if run["representation_t0"] != (None,):
+            raise ValueError(f"sweep spec: run.representation_t0 needs "
+                             f"run.representation_step_size; got representation_t0="
+                             f"{run['representation_t0'][0]!r} without it")
+        return
+    for c_B in run["c_B"]:
+        if c_B != 1.0:
+            raise ValueError(f"sweep spec: run.c_B must be 1.0 with run.representation_step_size "
+                             f"(beta_t replaces c_B alpha_t); got {c_B!r}")
 
 
 def _check_sizes(problem: Mapping[str, tuple[Any, ...]]) -> None:
@@ -331,6 +362,10 @@ def _simulate(problem: Problem, run: Mapping[str, Any], seeds: Sequence[int]) ->
     t0, warm = opts.pop("t0"), opts.pop("warm_start")
     if t0 is not None:
         opts["step_size"] = schedules.inverse_time(opts["step_size"], t0)
+    beta_t0 = opts.pop("representation_t0")
+    if beta_t0 is not None:
+        opts["representation_step_size"] = schedules.inverse_time(
+            opts["representation_step_size"], beta_t0)
     return simulate.run(problem, opts.pop("algorithm"), seeds=list(seeds),
                         init_subspace=problem.B_star if warm else None, **opts)
 

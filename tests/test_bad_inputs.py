@@ -57,6 +57,30 @@ def test_unknown_algorithm_is_echoed(problem: problems.Problem) -> None:
                     "algorithm", "'sarsa'")
 
 
+# The readings' rules are tests/test_simulate.py (test_bad_arguments_raise_naming_the_argument)
+# and tests/test_stability.py; here: every message is one line with the field and the value,
+# in simulate.run and in simulate.pause.
+@pytest.mark.parametrize(("kwargs", "fragments"), [
+    ({"update_order": "alternating"}, ("update_order", "'alternating'")),
+    ({"gain_update": "sarsa"}, ("gain_update", "'sarsa'")),
+    ({"retraction": "cayley"}, ("retraction", "'cayley'")),
+    ({"head_radius": -2.0}, ("head_radius", "-2.0")),
+    ({"representation_step_size": 0.0}, ("representation_step_size", "0.0")),
+    ({"head_radius": 1.0, "algorithm": "fedtd"}, ("head_radius=1.0", "'fedtd'")),
+    ({"retraction": "polar", "algorithm": "lowrank_svd"}, ("retraction='polar'",
+                                                           "'lowrank_svd'")),
+    ({"update_order": "heads_first", "algorithm": "oracle"}, ("update_order='heads_first'",
+                                                             "'oracle'")),
+])
+@pytest.mark.parametrize("entry", ["run", "pause"])
+def test_readings_errors_are_one_line(problem: problems.Problem, kwargs: dict[str, Any],
+                                      fragments: tuple[str, ...], entry: str) -> None:
+    function, seed = (simulate.run, {"seeds": 1}) if entry == "run" else (simulate.pause,
+                                                                           {"seed": 1})
+    _one_line_error(lambda: function(problem, steps=10, step_size=0.1, **seed, **kwargs),
+                    *fragments)
+
+
 # --- notebook parameters ---------------------------------------------------------------------
 
 def test_notebook_parameter_of_the_wrong_type() -> None:
@@ -96,6 +120,22 @@ def _spec(**changes: Any) -> dict[str, Any]:
     ({"problem__heterogeneity": 1.5}, ("problem.heterogeneity", "1.5")),
     ({"run__warm_start": True}, ("run.warm_start", "personalized and fedrep", "'local'")),
     ({"run__warm_start": "yes"}, ("run.warm_start", "bool", "'yes'")),
+    ({"run__update_order": "late"}, ("run.update_order", "simultaneous, heads_first", "'late'")),
+    ({"run__gain_update": "q"}, ("run.gain_update", "reward, td", "'q'")),
+    ({"run__retraction": ["qr", "cayley"]}, ("run.retraction", "qr, polar", "'cayley'")),
+    ({"run__head_radius": 0.0}, ("run.head_radius", "> 0", "0.0")),
+    ({"run__head_radius": "big"}, ("run.head_radius", "float", "'big'")),
+    ({"run__representation_step_size": -1.0}, ("run.representation_step_size", "> 0", "-1.0")),
+    ({"run__representation_t0": 0.0}, ("run.representation_t0", "> 0", "0.0")),
+    ({"run__head_radius": 1.0},
+     ("run.head_radius", "personalized, fedrep and oracle", "head_radius=1.0", "'local'")),
+    ({"run__retraction": "polar"}, ("run.retraction", "personalized and fedrep", "'local'")),
+    ({"run__update_order": "heads_first"},
+     ("run.update_order", "personalized only", "'heads_first'", "'local'")),
+    ({"run__algorithm": "personalized", "run__representation_step_size": 0.1,
+      "run__c_B": 2.0}, ("run.c_B", "1.0", "representation_step_size", "2.0")),
+    ({"run__representation_t0": 5.0},
+     ("run.representation_t0", "run.representation_step_size", "5.0")),
 ])
 def test_sweep_spec_fields(changes: dict[str, Any], fragments: tuple[str, ...]) -> None:
     _one_line_error(lambda: sweep.parse_spec(_spec(**changes)), *fragments)
@@ -144,6 +184,23 @@ def test_cli_sweep_invalid_spec(tmp_path: Path) -> None:
     spec = tmp_path / "spec.yaml"
     spec.write_text(yaml.safe_dump(_spec(problem__rank=9)))
     _assert_exit_2(["sweep", str(spec), "--out", str(tmp_path / "out")], "problem.rank", "9")
+    assert _tree(tmp_path) == ["spec.yaml"]
+
+
+def test_cli_sweep_reading_without_meaning(tmp_path: Path) -> None:
+    # a reading that means nothing for one of the grid's algorithms: exit 2, nothing written
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(yaml.safe_dump(_spec(run__retraction="polar")))
+    _assert_exit_2(["sweep", str(spec), "--out", str(tmp_path / "out")], "run.retraction",
+                   "'polar'", "'local'")
+    assert _tree(tmp_path) == ["spec.yaml"]
+
+
+def test_cli_sweep_unknown_reading(tmp_path: Path) -> None:
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(yaml.safe_dump(_spec(run__gain_update="sarsa")))
+    _assert_exit_2(["sweep", str(spec), "--out", str(tmp_path / "out")], "run.gain_update",
+                   "'sarsa'")
     assert _tree(tmp_path) == ["spec.yaml"]
 
 

@@ -19,6 +19,9 @@ CASES = [
     ("fedrep", "markov", {"tau": 2}),
     ("local", "markov", {}),
     ("lowrank_svd", "iid", {"communication_period": 5, "record_every": 25}),
+    ("personalized", "markov", {"update_order": "heads_first", "retraction": "polar",
+                                "rebase_heads": True, "gain_update": "td", "head_radius": 0.5,
+                                "representation_step_size": 0.02}),
 ]
 
 

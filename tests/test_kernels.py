@@ -162,3 +162,31 @@ def test_qr_retract_matches_the_sign_fixed_qr_retraction() -> None:
     np.testing.assert_allclose(R_kernel, R, atol=TOL)
     deficient = np.column_stack([B_tilde[:, 0], 2 * B_tilde[:, 0]]).T.copy()
     assert not kern.qr_retract(deficient, np.empty((2, 2)))
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(1, 9), st.integers(0, 2**32 - 1), st.sampled_from([1e-3, 1.0, 1e3]),
+       st.data())
+def test_polar_retract_matches_the_polar_retraction(dim: int, seed: int, scale: float,
+                                                    data: st.DataObject) -> None:
+    rank = data.draw(st.integers(1, dim))
+    rng = np.random.default_rng(seed)
+    # an orthonormal basis plus a step of every size: near-orthonormal to far from it
+    B_tilde = subspace.haar_orthonormal(dim, rank, rng) + scale * rng.standard_normal((dim, rank))
+    B, H = subspace.polar_retraction(B_tilde)
+    BT, H_kernel = B_tilde.T.copy(), np.empty((rank, rank))  # a copy even when rank = 1
+    assert kern.polar_retract(BT, H_kernel)
+    # Jacobi and LAPACK's SVD are both backward stable (errors eps ||B~|| in B~), so the
+    # orthonormal factors agree to ~eps cond(B~) and H = V S V^T to ~eps cond(B~) ||B~||; 1e-13
+    # leaves a factor ~500 for the O(dim) accumulation.
+    cond = np.linalg.cond(B_tilde)
+    np.testing.assert_allclose(BT.T, B, rtol=0, atol=1e-13 * cond)
+    np.testing.assert_allclose(H_kernel, H, rtol=0,
+                               atol=1e-13 * cond * np.linalg.norm(B_tilde, 2))
+
+
+def test_polar_retract_reports_rank_deficiency_and_non_finite_input() -> None:
+    column = np.random.default_rng(5).standard_normal(6)
+    deficient = np.stack([column, -3.0 * column, np.zeros(6)])
+    assert not kern.polar_retract(deficient, np.empty((3, 3)))
+    assert not kern.polar_retract(np.full((2, 6), np.nan), np.empty((2, 2)))

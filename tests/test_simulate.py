@@ -15,7 +15,17 @@ from hypothesis import strategies as st
 from scipy import stats
 
 from benchmarks.reference_loop import reference_run
-from ptdlib import _kernels, markov, problems, schedules, simulate, steps, subspace, td
+from ptdlib import (
+    _kernels,
+    markov,
+    problems,
+    schedules,
+    simulate,
+    stability,
+    steps,
+    subspace,
+    td,
+)
 
 
 @pytest.fixture(scope="module")
@@ -65,6 +75,49 @@ def test_simulator_agrees_with_the_reference_loop(small, algorithm, sampling, K,
         ref = reference_run(small, algorithm, seed=seed, record_steps=list(trace.record_steps),
                             **options)
         _assert_agree(trace, k, ref)
+
+
+#: Each reading of docs/algorithm.md ("Readings") on its own, and the FedRep-like combination,
+#: with the algorithms it applies to (simulate.READING_SCOPE; re-basing: the retracting ones).
+RADIUS = 0.4  # below most heads' norms after 30 steps (0.3 to 1.0): the projection acts
+SHARED = ("personalized", "fedrep", "oracle")
+READINGS = {
+    "heads_first": ({"update_order": "heads_first"}, ("personalized",)),
+    "td_gain": ({"gain_update": "td"}, simulate.ALGORITHMS),
+    "head_radius": ({"head_radius": RADIUS}, SHARED),
+    "head_radius_rebased": ({"head_radius": RADIUS, "rebase_heads": True}, SHARED[:2]),
+    "polar": ({"retraction": "polar"}, SHARED[:2]),
+    "polar_rebased": ({"retraction": "polar", "rebase_heads": True}, SHARED[:2]),
+    "two_timescales": ({"representation_step_size": schedules.inverse_time(1.5, 5.0),
+                        "c_B": 1.0}, SHARED[:2]),
+    "fedrep_like": ({"update_order": "heads_first", "retraction": "polar",
+                     "rebase_heads": True}, ("personalized",)),
+}
+SWITCHES = ("update_order", "gain_update", "head_radius", "retraction",
+            "representation_step_size")
+READING_CASES = [(name, alg, sampling, K) for name, (_, algorithms) in READINGS.items()
+                 for alg in algorithms for sampling in ("markov", "iid") for K in (1, 5)]
+
+
+@pytest.mark.parametrize(("reading", "algorithm", "sampling", "K"), READING_CASES)
+def test_every_reading_agrees_with_the_reference_loop(small, reading, algorithm, sampling,
+                                                      K) -> None:
+    options = {"steps": 30, "step_size": 0.3, "sampling": sampling, "communication_period": K,
+               "tau": 2, "c_eta": 0.5, "c_B": 2.0, **READINGS[reading][0]}
+    trace = simulate.run(small, algorithm, seeds=[3, 11], record_every=10, **options)
+    for k, seed in enumerate((3, 11)):
+        ref = reference_run(small, algorithm, seed=seed, record_steps=list(trace.record_steps),
+                            **options)
+        _assert_agree(trace, k, ref)
+    default = {k: v for k, v in options.items() if k not in SWITCHES}
+    plain = simulate.run(small, algorithm, seeds=[3, 11], record_every=10, **default)
+    # the switch changed the run (the basis, at least: polar_rebased keeps theta, see below)
+    changed = [np.max(np.abs(getattr(trace, name) - getattr(plain, name)))
+               for name in ("theta", "B") if getattr(trace, name) is not None]
+    assert max(changed) > 1e-6
+    if "head_radius" in options:  # the projection acted: some head ends on the sphere
+        norms = np.linalg.norm(trace.heads, axis=-1)
+        assert norms.max() == pytest.approx(RADIUS, rel=1e-12)
 
 
 @pytest.mark.parametrize("algorithm", ["personalized", "lowrank_svd"])
@@ -273,6 +326,113 @@ def test_one_mean_path_iteration_is_the_composition_of_the_steps(small) -> None:
     np.testing.assert_allclose(trace.eta[0], 0.3 * small.average_reward, rtol=0, atol=1e-15)
 
 
+@pytest.mark.parametrize("reading", [name for name, (_, algorithms) in READINGS.items()
+                                     if "personalized" in algorithms
+                                     and name != "two_timescales"])
+def test_the_mean_path_honours_every_reading(small, reading) -> None:
+    # simulate's mean path (seed by seed, agents' copies, fedrep, oracle) against the batched
+    # map of ptdlib.stability: two compositions of the same steps.
+    switches = READINGS[reading][0]
+    B0 = subspace.haar_orthonormal(4, 2, 5)
+    trace = simulate.run(small, steps=25, step_size=0.3, seeds=1, sampling="expected",
+                         init_subspace=B0, c_eta=0.5, c_B=2.0, **switches)
+    x = stability.MeanPathState(B0, np.zeros((4, 2)), np.zeros(4))
+    for _ in range(25):
+        x = stability.mean_path_step(small, x, 0.3, c_eta=0.5, c_B=2.0, **switches)
+    np.testing.assert_allclose(trace.B[0], x.B, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(trace.heads[0], x.W, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(trace.eta[0], x.eta, rtol=0, atol=1e-14)
+
+
+def test_the_mean_path_with_a_basis_schedule_is_the_composition_of_the_steps(small) -> None:
+    B0, beta = subspace.haar_orthonormal(4, 2, 5), schedules.inverse_time(1.5, 5.0)
+    trace = simulate.run(small, steps=2, step_size=0.3, seeds=1, sampling="expected",
+                         init_subspace=B0, representation_step_size=beta)
+    mean = (small.A, small.b, small.mu @ small.features, small.average_reward)
+    B, w, eta = B0, np.zeros((4, 2)), np.zeros(4)
+    for t in range(2):
+        z = steps.expected_td_direction(*mean, eta, steps.shared_parameter(B, w))
+        G = steps.representation_gradient(z, w)
+        w, eta = steps.head_step(w, B, z, 0.3), steps.gain_step(eta, small.average_reward, 0.3)
+        out = steps.retraction_step(steps.server_average(B, G, beta(t), 1.0), w,
+                                    rebase_heads=False)
+        B, w = out.B, out.w
+    np.testing.assert_allclose(trace.B[0], B, rtol=0, atol=1e-14)
+    np.testing.assert_allclose(trace.heads[0], w, rtol=0, atol=1e-14)
+
+
+@pytest.mark.parametrize("sampling", simulate.SAMPLINGS)
+@pytest.mark.parametrize("algorithm", simulate.ALGORITHMS)
+def test_switches_at_their_defaults_give_bit_identical_traces(small, algorithm,
+                                                              sampling) -> None:
+    options = {"steps": 40, "step_size": 0.3, "seeds": [2, 9], "record_every": 10,
+               "sampling": sampling, "communication_period": 2, "c_eta": 0.5}
+    plain = simulate.run(small, algorithm, c_B=2.0, **options)
+    explicit = simulate.run(small, algorithm, c_B=2.0, update_order="simultaneous",
+                            gain_update="reward", head_radius=None, retraction="qr",
+                            representation_step_size=None, **options)
+    shared = algorithm in simulate.SHARED_ALGORITHMS and algorithm != "oracle"
+    # beta_t = c_B alpha_t given as its own schedule: 2 * 0.3 is exact, so the same bits
+    beta = simulate.run(small, algorithm, representation_step_size=0.6, **options) \
+        if shared else plain
+    for field in dataclasses.fields(simulate.Trace):
+        a = getattr(plain, field.name)
+        if isinstance(a, np.ndarray):
+            np.testing.assert_array_equal(a, getattr(explicit, field.name))
+            np.testing.assert_array_equal(a, getattr(beta, field.name))
+
+
+@pytest.mark.parametrize("algorithm", ["personalized", "local"])
+def test_the_two_gain_updates_coincide_on_the_mean_path(small, algorithm) -> None:
+    # E[delta] = J - eta: differential TD and the reward average are the same map there
+    options = {"steps": 30, "step_size": 0.3, "seeds": 1, "sampling": "expected"}
+    reward = simulate.run(small, algorithm, **options)
+    td_gain = simulate.run(small, algorithm, gain_update="td", **options)
+    np.testing.assert_array_equal(reward.theta, td_gain.theta)
+    np.testing.assert_array_equal(reward.eta, td_gain.eta)
+
+
+def test_polar_runs_keep_an_orthonormal_basis_and_heads_in_the_ball(small) -> None:
+    for sampling, K in itertools.product(simulate.SAMPLINGS, (1, 3)):
+        trace = simulate.run(small, "fedrep", steps=24, step_size=0.3, seeds=[4], tau=2,
+                             communication_period=K, sampling=sampling, retraction="polar",
+                             rebase_heads=True, head_radius=RADIUS,
+                             representation_step_size=schedules.inverse_time(1.0, 2.0))
+        B = trace.B[0]
+        np.testing.assert_allclose(B.T @ B, np.eye(2), rtol=0, atol=1e-13)
+        assert np.all(np.linalg.norm(trace.heads[0], axis=-1) <= RADIUS * (1 + 1e-14))
+
+
+@pytest.mark.parametrize("K", [1, 4])
+def test_with_rebased_heads_the_retraction_only_rotates_the_basis(small, K) -> None:
+    # The update is equivariant under (B, w_i) -> (B O, O^T w_i), O orthogonal, and with
+    # re-basing both retractions keep B~ w_i: Q R = (U V^T)(V S V^T). So QR and polar runs
+    # differ by a rotation of the basis only, and theta = B w is the same.
+    options = {"steps": 40, "step_size": 0.3, "seeds": [1], "rebase_heads": True,
+               "communication_period": K, "update_order": "heads_first", "head_radius": RADIUS}
+    qr = simulate.run(small, retraction="qr", **options)
+    polar = simulate.run(small, retraction="polar", **options)
+    np.testing.assert_allclose(polar.theta, qr.theta, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(polar.subspace_distance, qr.subspace_distance, rtol=0, atol=1e-12)
+    rotation = polar.B[0].T @ qr.B[0]
+    np.testing.assert_allclose(rotation.T @ rotation, np.eye(2), rtol=0, atol=1e-12)
+    np.testing.assert_allclose(qr.heads[0], polar.heads[0] @ rotation, rtol=0, atol=1e-12)
+    assert np.max(np.abs(rotation - np.eye(2))) > 1e-3  # and the bases do differ
+
+
+def test_trace_settings_record_the_reading(small) -> None:
+    trace = simulate.run(small, steps=4, step_size=0.1, seeds=1, update_order="heads_first",
+                         gain_update="td", head_radius=2.0, retraction="polar",
+                         representation_step_size=schedules.inverse_time(1.0, 5.0))
+    assert {k: trace.settings[k] for k in ("update_order", "gain_update", "head_radius",
+                                            "retraction", "representation_step_size")} == {
+        "update_order": "heads_first", "gain_update": "td", "head_radius": 2.0,
+        "retraction": "polar", "representation_step_size": "inverse_time(1.0, t0=5.0)"}
+    plain = simulate.run(small, steps=4, step_size=0.1, seeds=1)
+    assert plain.settings["representation_step_size"] is None
+    assert plain.settings["retraction"] == "qr" and plain.settings["head_radius"] is None
+
+
 # ------------------------------------------------------------------ the trace
 
 def test_trace_shapes_and_records(small) -> None:
@@ -405,6 +565,29 @@ def test_progress_bar_runs(small, capsys) -> None:
     ({"c_eta": 0.0}, "c_eta"),
     ({"c_B": float("nan")}, "c_B"),
     ({"divergence_threshold": -1.0}, "divergence_threshold"),
+    ({"update_order": "alternating"}, "update_order must be one of 'simultaneous', "
+                                      "'heads_first'; got 'alternating'"),
+    ({"gain_update": "sarsa"}, "gain_update must be one of 'reward', 'td'; got 'sarsa'"),
+    ({"retraction": "cayley"}, "retraction must be one of 'qr', 'polar'; got 'cayley'"),
+    ({"retraction": None}, "retraction must be one of 'qr', 'polar'; got None"),
+    ({"head_radius": 0.0}, r"head_radius must lie in \(0\.0, inf\); got 0\.0"),
+    ({"head_radius": -1.0}, r"head_radius must lie in .*; got -1\.0"),
+    ({"head_radius": float("inf")}, "head_radius must lie in"),
+    ({"representation_step_size": 0.0}, r"representation_step_size must lie in .*; got 0\.0"),
+    ({"representation_step_size": "slow"}, "representation_step_size must be a positive number"),
+    ({"representation_step_size": lambda t: -1.0},
+     r"representation_step_size must be finite and > 0 at every step; .* beta_t = -1\.0 at t = 0"),
+    ({"representation_step_size": 0.1, "c_B": 2.0},
+     r"c_B must be 1\.0 with representation_step_size .*; got c_B=2\.0"),
+    ({"head_radius": 1.0, "algorithm": "local"},
+     "head_radius=1.0 applies to 'personalized', 'fedrep', 'oracle' only; got it with "
+     "algorithm 'local'"),
+    ({"retraction": "polar", "algorithm": "local"}, "retraction='polar' applies to"),
+    ({"retraction": "polar", "algorithm": "oracle"}, "got it with algorithm 'oracle'"),
+    ({"update_order": "heads_first", "algorithm": "fedrep"},
+     "update_order='heads_first' applies to 'personalized' only; got it with algorithm 'fedrep'"),
+    ({"representation_step_size": 0.1, "algorithm": "fedtd"},
+     r"representation_step_size=constant\(0\.1\) applies to 'personalized', 'fedrep' only"),
 ])
 def test_bad_arguments_raise_naming_the_argument(small, kwargs, match) -> None:
     options = {"steps": 10, "step_size": 0.1, "seeds": 1, **kwargs}
@@ -449,6 +632,17 @@ def test_pause_holds_the_run_state_and_the_next_draws_of_every_stream(small) -> 
     np.testing.assert_array_equal(paused.states, states)
     np.testing.assert_array_equal(paused.uniforms, [g.random() for g in transitions])
     np.testing.assert_array_equal(paused.noise, [g.standard_normal() for g in noise])
+
+
+def test_pause_takes_the_readings(small) -> None:
+    options = {"step_size": 0.05, "rebase_heads": True, "update_order": "heads_first",
+               "retraction": "polar", "gain_update": "td", "head_radius": RADIUS,
+               "representation_step_size": schedules.inverse_time(1.0, 10.0)}
+    paused = simulate.pause(small, steps=30, seed=5, **options)
+    full = simulate.run(small, steps=30, seeds=[5], **options)
+    for name in ("B", "heads", "eta"):
+        np.testing.assert_array_equal(getattr(paused.trace, name), getattr(full, name))
+    assert dict(paused.trace.settings) == {**full.settings, "record_every": 30}
 
 
 def test_pause_without_reward_noise_reports_zero_noise(planted32) -> None:

@@ -146,6 +146,105 @@ def test_thresholds_and_radius_follow_the_eigenvalues(planted) -> None:
     assert np.linalg.norm(np.eye(len(M)) + a * M, 2) <= np.sqrt(1 - a * omega) + 1e-12
 
 
+# ------------------------------------------------------------------ readings
+
+#: The readings that change the mean-path map (docs/algorithm.md, "Readings"); the gain reading
+#: does not (test below), a two-timescale schedule has no constant-step Jacobian.
+READINGS = {
+    "polar": {"retraction": "polar"},
+    "polar_rebased": {"retraction": "polar", "rebase_heads": True},
+    "heads_first": {"update_order": "heads_first"},
+    "fedrep_like": {"update_order": "heads_first", "retraction": "polar", "rebase_heads": True},
+}
+
+
+@pytest.mark.parametrize("reading", READINGS)
+def test_every_reading_keeps_the_fixed_point_and_its_orbit(planted, reading) -> None:
+    x = stability.fixed_point(planted)
+    Q = subspace.haar_orthonormal(2, 2, 1)
+    for point in (x, stability.MeanPathState(x.B @ Q, x.W @ Q, x.eta)):
+        y = stability.mean_path_step(planted, point, 1.3, head_radius=2.0, gain_update="td",
+                                     **READINGS[reading])
+        np.testing.assert_allclose(y.B, point.B, atol=1e-12)
+        np.testing.assert_allclose(y.W, point.W, atol=1e-12)
+        np.testing.assert_allclose(y.eta, point.eta, atol=1e-12)
+
+
+@pytest.mark.parametrize("reading", READINGS)
+def test_the_jacobian_of_each_reading_is_quadratic_in_alpha_at_most(planted, reading) -> None:
+    # X(alpha) = I + alpha M + alpha^2 M2 (M2 = 0 unless heads_first): the Jacobian evaluated
+    # at another step is the polynomial's value there, to the central differences' accuracy.
+    switches = READINGS[reading]
+    jac = stability.mean_path_jacobian(planted, 0.8, **switches)
+    assert (jac.second_order is None) == (switches.get("update_order") != "heads_first")
+    k = jac.drift.shape[0]
+    for alpha in (0.3, 2.5):
+        other = stability.mean_path_jacobian(planted, alpha, **switches)
+        second = 0.0 if jac.second_order is None else alpha**2 * jac.second_order
+        np.testing.assert_allclose(other.jacobian, np.eye(k) + alpha * jac.drift + second,
+                                   rtol=0, atol=1e-7)
+    if jac.second_order is not None:
+        assert np.max(np.abs(jac.second_order)) > 1e-3
+        # the gains do not see B or W, whatever the order: the gain block stays -c_eta I
+        np.testing.assert_allclose(jac.second_order[jac.n_block:], 0.0, atol=1e-7)
+
+
+@pytest.mark.parametrize("reading", READINGS)
+def test_each_readings_critical_step_is_the_mean_paths_threshold(planted, reading) -> None:
+    switches = READINGS[reading]
+    jac = stability.mean_path_jacobian(planted, **switches)
+    crit = jac.block_critical_step_size
+    assert jac.spectral_radius(crit, block=True) == pytest.approx(1.0, abs=1e-9)
+    assert jac.spectral_radius(0.99 * crit, block=True) < 1 < jac.spectral_radius(
+        1.01 * crit, block=True)
+
+    def stable(a: float) -> bool:
+        return stability.is_decaying(stability.mean_path_error_curve(
+            planted, a, steps=800, perturbation=1e-7, rng=0, gains=False, **switches))
+
+    # as in test_local_iteration_is_stable_exactly_below_the_block_threshold
+    found = stability.bisect_threshold(stable, 0.25 * crit, rtol=1e-2)
+    assert found.low <= crit <= found.high
+
+
+def test_the_readings_move_the_threshold_and_the_gain_reading_does_not(planted) -> None:
+    default = stability.mean_path_jacobian(planted, 0.7)
+    td_gain = stability.mean_path_jacobian(planted, 0.7, gain_update="td")
+    np.testing.assert_array_equal(td_gain.jacobian, default.jacobian)  # E[delta] = J - eta
+    far = stability.mean_path_jacobian(planted, 0.7, head_radius=1e3)  # inactive near x*
+    np.testing.assert_array_equal(far.jacobian, default.jacobian)
+    thresholds = {name: stability.mean_path_jacobian(planted, **switches).block_critical_step_size
+                  for name, switches in READINGS.items()}
+    assert all(abs(t / default.block_critical_step_size - 1) > 1e-6 for t in thresholds.values())
+
+
+def test_readings_that_no_fixed_point_survives_or_that_are_unknown_are_refused(planted) -> None:
+    largest = float(np.max(np.linalg.norm(planted.heads_star, axis=1)))
+    with pytest.raises(ValueError, match=r"head_radius must exceed max_i \|\|w_i\*\|\|"):
+        stability.mean_path_jacobian(planted, head_radius=0.5 * largest)
+    with pytest.raises(ValueError, match="head_radius must exceed"):
+        stability.mean_path_error_curve(planted, 0.1, steps=5, perturbation=1e-6, rng=0,
+                                        head_radius=largest)
+    x = stability.fixed_point(planted)
+    for kwargs, match in [({"update_order": "late"}, "update_order must be one of .*'late'"),
+                          ({"gain_update": "q"}, "gain_update must be one of .*'q'"),
+                          ({"retraction": "svd"}, "retraction must be one of .*'svd'"),
+                          ({"head_radius": 0.0}, r"head_radius must lie in .*0\.0")]:
+        with pytest.raises(ValueError, match=match):
+            stability.mean_path_step(planted, x, 0.1, **kwargs)
+
+
+def test_mean_path_limit_takes_the_readings() -> None:
+    problem = problems.shared_subspace_problem(6, 12, 5, 2, heterogeneity=0.5, rng=0)
+    limit = stability.mean_path_limit(problem, alpha=0.5, steps=20000, **READINGS["fedrep_like"])
+    assert subspace.principal_angle_distance(limit.B, problem.B_star) < 1e-10
+    assert limit.parameter_error < 1e-20
+    # a radius below the planted heads moves the limit off B* W*: the error is then positive
+    clipped = stability.mean_path_limit(problem, alpha=0.5, steps=20000, head_radius=0.5)
+    assert np.all(np.linalg.norm(clipped.heads, axis=1) <= 0.5 * (1 + 1e-12))
+    assert clipped.parameter_error > 1e-3
+
+
 # ------------------------------------------------------------------ curves and bisection
 
 def test_local_iteration_is_stable_exactly_below_the_block_threshold(planted) -> None:

@@ -42,6 +42,44 @@ def test_gain_step_by_hand() -> None:
     assert steps.gain_step(1.0, 3.0, 0.2) == pytest.approx(1.4, abs=1e-15)
 
 
+def test_differential_gain_step_by_hand() -> None:
+    # eta + c_eta alpha delta = 1 + 0.5 * 0.2 * (-3) = 0.7
+    assert steps.differential_gain_step(1.0, -3.0, 0.2, c_eta=0.5) == pytest.approx(0.7, abs=1e-15)
+    np.testing.assert_allclose(steps.differential_gain_step(np.array([1.0, 0.0]),
+                                                            np.array([2.0, -1.0]), 0.1),
+                               [1.2, -0.1], rtol=0, atol=1e-15)
+
+
+def test_head_projection_by_hand() -> None:
+    # ||(3, 4)|| = 5 > 2.5: scaled by 2.5 / 5 to (1.5, 2); (0.3, 0.4) and 0 are inside
+    w = np.array([[3.0, 4.0], [0.3, 0.4], [0.0, 0.0]])
+    out = steps.head_projection(w, 2.5)
+    np.testing.assert_allclose(out[0], [1.5, 2.0], rtol=0, atol=1e-15)
+    np.testing.assert_array_equal(out[1:], w[1:])  # inside the ball: the same bits
+    batch = np.random.default_rng(3).standard_normal((2, 5, 3))
+    norms = np.linalg.norm(steps.head_projection(batch, 0.8), axis=-1)
+    np.testing.assert_allclose(norms, np.minimum(np.linalg.norm(batch, axis=-1), 0.8),
+                               rtol=1e-14)
+
+
+def test_heads_first_gradient_by_hand() -> None:
+    # theta' = B w' = (1, 2, 0); delta' = 1.5 - 0.5 + ((0, 1, 0) - (1, 0, 0)) . theta' = 2;
+    # G = delta' phi(s) w'^T = 2 (1, 0, 0)^T (1, 2)
+    B = np.eye(3)[:, :2]
+    G = steps.heads_first_gradient(1.5, 0.5, np.array([1.0, 0.0, 0.0]),
+                                   np.array([0.0, 1.0, 0.0]), B, np.array([1.0, 2.0]))
+    np.testing.assert_allclose(G, [[2.0, 4.0], [0.0, 0.0], [0.0, 0.0]], rtol=0, atol=1e-15)
+
+
+def test_heads_first_gradient_is_the_simultaneous_one_at_the_new_head() -> None:
+    rng = np.random.default_rng(4)
+    B, w, phi, phi1 = _orthonormal(5, 2, 6), rng.standard_normal(2), *rng.standard_normal((2, 5))
+    delta = steps.td_error(0.7, 0.2, phi, phi1, steps.shared_parameter(B, w))
+    np.testing.assert_allclose(
+        steps.heads_first_gradient(0.7, 0.2, phi, phi1, B, w),
+        steps.representation_gradient(steps.td_direction(delta, phi), w), rtol=0, atol=1e-15)
+
+
 def test_head_step_is_w_plus_alpha_delta_Bt_phi() -> None:
     rng = np.random.default_rng(0)
     B, w, phi = _orthonormal(5, 2, 1), rng.standard_normal(2), rng.standard_normal(5)
@@ -124,6 +162,50 @@ def test_retraction_of_an_orthonormal_basis_is_the_identity() -> None:
     np.testing.assert_allclose(out.w, w, rtol=0, atol=1e-13)
 
 
+@settings(max_examples=60, deadline=None)
+@given(shape=step_shapes(), seed=st.integers(0, 2**32 - 1), rebase=st.booleans())
+def test_polar_retraction_is_the_nearest_orthonormal_factor_over_any_batch(
+        shape: tuple[tuple[int, ...], int, int, int], seed: int, rebase: bool) -> None:
+    batch, n_agents, dim, rank = shape
+    rng = np.random.default_rng(seed)
+    B_tilde = rng.standard_normal((*batch, dim, rank))
+    w = rng.standard_normal((*batch, n_agents, rank))
+    out = steps.polar_retraction_step(B_tilde, w, rebase_heads=rebase)
+    assert out.B.shape == (*batch, dim, rank) and out.w.shape == (*batch, n_agents, rank)
+    for k in np.ndindex(*batch):
+        B = out.B[k]
+        H = B.T @ B_tilde[k]
+        # B~ = B H with B orthonormal and H symmetric positive definite: the polar
+        # decomposition, unique for full-rank B~; H^2 = B~^T B~. Gaussian B~ of at most 6 x 4
+        # is well conditioned except with tiny probability; tolerances as for QR above.
+        np.testing.assert_allclose(B.T @ B, np.eye(rank), rtol=0, atol=1e-12)
+        np.testing.assert_allclose(B @ H, B_tilde[k], rtol=0, atol=1e-11)
+        np.testing.assert_allclose(H, H.T, rtol=0, atol=1e-11)
+        assert np.all(np.linalg.eigvalsh(0.5 * (H + H.T)) > 0)
+        if rebase:  # w <- H w: the predictions B~ w are unchanged
+            np.testing.assert_allclose(out.w[k] @ B.T, w[k] @ B_tilde[k].T, rtol=0, atol=1e-11)
+        else:
+            np.testing.assert_array_equal(out.w[k], w[k])
+
+
+def test_polar_retraction_by_hand() -> None:
+    # B~ = Q0 S with Q0 orthonormal, S symmetric positive definite: B = Q0 and H = S.
+    Q0 = _orthonormal(4, 2, 8)
+    S = np.array([[2.0, 0.5], [0.5, 1.0]])
+    out = steps.polar_retraction_step(Q0 @ S, np.array([[1.0, -1.0]]), rebase_heads=True)
+    np.testing.assert_allclose(out.B, Q0, rtol=0, atol=1e-14)
+    np.testing.assert_allclose(out.w, [[1.5, -0.5]], rtol=0, atol=1e-14)  # S (1, -1)
+    # an orthonormal B~ is its own polar factor, and the heads keep their values
+    same = steps.polar_retraction_step(Q0, np.arange(6.0).reshape(3, 2), rebase_heads=True)
+    np.testing.assert_allclose(same.B, Q0, rtol=0, atol=1e-14)
+    np.testing.assert_allclose(same.w, np.arange(6.0).reshape(3, 2), rtol=0, atol=1e-13)
+
+
+def test_polar_retraction_rejects_a_rank_deficient_basis() -> None:
+    with pytest.raises(ValueError, match="B_tilde must have full column rank; smallest singular"):
+        steps.polar_retraction_step(np.ones((5, 2)), np.zeros((1, 2)), rebase_heads=False)
+
+
 # ------------------------------------------------------------------ low-rank projection
 
 @settings(max_examples=40, deadline=None)
@@ -166,6 +248,18 @@ def test_lowrank_projection_rejects_bad_rank(rank, match: str) -> None:
 
 
 # ------------------------------------------------------------------ mean path
+
+def test_expected_td_error_is_the_stationary_mean_of_delta() -> None:
+    rng = np.random.default_rng(9)
+    n, d = 5, 3
+    P = rng.dirichlet(np.ones(n), size=n)
+    r, Phi = rng.standard_normal(n), rng.standard_normal((n, d))
+    mu, J = markov.stationary_distribution(P), td.average_reward(P, r)
+    theta, eta = rng.standard_normal(d), 0.3
+    mean = sum(mu[s] * P[s, s1] * (r[s] - eta + (Phi[s1] - Phi[s]) @ theta)
+               for s in range(n) for s1 in range(n))
+    assert steps.expected_td_error(J, eta) == pytest.approx(mean, abs=1e-13)
+
 
 def test_expected_td_direction_is_the_stationary_mean_of_delta_phi() -> None:
     rng = np.random.default_rng(8)

@@ -188,6 +188,27 @@ def test_t0_gives_the_inverse_time_schedule() -> None:
     assert set(frame["t0"]) == {50.0}
 
 
+def test_the_readings_flow_to_simulate_run() -> None:
+    from ptdlib import problems, schedules, simulate
+
+    readings = {"update_order": "heads_first", "gain_update": "td", "head_radius": 2.0,
+                "retraction": "polar", "representation_step_size": 1.0,
+                "representation_t0": 50.0}
+    raw = yaml.safe_load(TINY.read_text())
+    raw["run"].update(algorithm="personalized", rebase_heads=True, **readings)
+    cell = sweep.parse_spec(raw).cells()[0]
+    frame = pd.read_parquet(io.BytesIO(sweep.run_cell(cell)))
+    pool = problems.shared_subspace_problem(4, 6, 3, 2, heterogeneity=0.3, laziness=0.2, rng=0)
+    trace = simulate.run(problems.Problem.from_pool(pool, 2), steps=400, seeds=[0],
+                         step_size=0.05, record_every=100, rebase_heads=True,
+                         update_order="heads_first", gain_update="td", head_radius=2.0,
+                         retraction="polar",
+                         representation_step_size=schedules.inverse_time(1.0, 50.0))
+    assert frame["parameter_error"].to_numpy().tobytes() == trace.parameter_error[0].tobytes()
+    for name, value in readings.items():
+        assert set(frame[name]) == {value}
+
+
 def test_the_local_cluster_listens_on_localhost_only() -> None:
     with sweep._client(None, 1) as client:
         info = client.scheduler_info()
