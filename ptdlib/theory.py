@@ -8,7 +8,9 @@ as uniform ergodicity, d(t) <= m rho^t, and measure Markovian noise through
 tau_mix(eps) = min{t >= 0 : m rho^t <= eps} (Bhandari, Russo & Singal 2018). The textbook
 t_mix(eps) = min{t : d(t) <= eps} obeys d(l t_mix) <= 2^-l (submultiplicativity) and, for
 reversible chains, the relaxation-time sandwich. Two-state, lazy-cycle and lazy-hypercube chains
-have closed forms used as known answers.
+have closed forms used as known answers, and so do metastable chains (k clusters left with
+probability q per step): their switching eigenvalue 1 - k q / (k - 1) makes tau_mix ~ 1/q while
+the dynamics inside the clusters stay fixed.
 
 Linear mean path. Averaging TD over the stationary distribution gives x <- x + alpha (A x + b)
 with A negative definite: omega = lambda_min(-sym(A)) > 0, sym(A) = (A + A^T)/2. The classical
@@ -823,6 +825,121 @@ def lazy_hypercube_limit_constant(eps: float = 0.25) -> float:
     """
     eps = _real(eps, "eps", 0.0, 1.0)
     return float(-np.log(2 * scipy.special.ndtri((1 + eps) / 2)))
+
+
+def _metastable_parameters(n_clusters: int, switch_probability: float) -> tuple[int, float]:
+    k = _positive_int(n_clusters, "n_clusters")
+    if k < 2:
+        raise ValueError(f"n_clusters must be an integer >= 2; got {n_clusters!r}")
+    return k, _real(switch_probability, "switch_probability", 0.0, 1.0)
+
+
+def metastable_eigenvalue(n_clusters: int, switch_probability: float) -> float:
+    """The switching eigenvalue lambda_q = 1 - k q / (k - 1) of a metastable chain.
+
+    Parameters
+    ----------
+    n_clusters : int
+        k >= 2 clusters.
+    switch_probability : float in (0, 1)
+        q, the probability of leaving the current cluster at a step.
+
+    Returns
+    -------
+    float
+        In (-1 / (k - 1), 1); an eigenvalue of multiplicity k - 1 of every
+        `ptdlib.problems.metastable_chain`, whatever its dynamics W inside the clusters.
+
+    Notes
+    -----
+    The clusters form a lumped chain Q = (1 - q) I + q (1 1^T - I) / (k - 1) = a I + b 1 1^T
+    with b = q / (k - 1) and a = 1 - q - b; its eigenvalues are a + k b = 1 (on 1) and
+    a = 1 - q - q / (k - 1) = 1 - k q / (k - 1) (on every vector orthogonal to 1). The
+    eigenvalues of a lumped chain are eigenvalues of the chain. For small q the relaxation time
+    is 1 / (1 - lambda_q) = (k - 1) / (k q): tau_mix grows like 1/q.
+
+    References
+    ----------
+    Levin, Peres & Wilmer (2017), Sec. 2.3.1 (lumped chains) and Lemma 12.9 (their spectra).
+    """
+    k, q = _metastable_parameters(n_clusters, switch_probability)
+    return 1.0 - k * q / (k - 1)
+
+
+def metastable_tv(n_clusters: int, switch_probability: float, t: ArrayLike) -> float | FloatArray:
+    """Exact d(t) for t >= 1 of a metastable chain that is uniform inside its clusters.
+
+    Parameters
+    ----------
+    n_clusters : int
+        k >= 2 clusters (of any sizes).
+    switch_probability : float in (0, 1)
+        q.
+    t : int or array_like of int
+        Times >= 1 (d(0) = 1 - min_s mu(s) depends on the sizes).
+
+    Returns
+    -------
+    float or ndarray
+
+    Notes
+    -----
+    d(t) = (1 - 1/k) |lambda_q|^t, lambda_q = `metastable_eigenvalue`. For the default
+    `ptdlib.problems.metastable_chain` (W uniform on each cluster) the state after a step is
+    uniform inside its cluster, so P^t(s, s') = Pr(C_t = c(s')) / m_c(s') and the distance is
+    that of the cluster chain: Pr(C_t = c) = 1/k + (1 - 1/k) lambda^t for the start cluster
+    and 1/k - lambda^t / k for each other, total variation (1 - 1/k) |lambda|^t; mu(s) =
+    1 / (k m_c(s)).
+
+    References
+    ----------
+    Levin, Peres & Wilmer (2017), Sec. 4.1 (total variation) and Sec. 2.3.1 (lumped chains).
+    """
+    k, q = _metastable_parameters(n_clusters, switch_probability)
+    t = _nonnegative_ints(t, "t")
+    if np.any(t < 1):
+        raise ValueError(f"t must be >= 1 (d(0) depends on the cluster sizes); got {t.tolist()}")
+    return _scalar_or_array((1.0 - 1.0 / k) * np.abs(metastable_eigenvalue(k, q)) ** t)
+
+
+def metastable_mixing_time(n_clusters: int, switch_probability: float, eps: float = 0.25) -> int:
+    """Exact t_mix(eps) of a metastable chain that is uniform inside its clusters.
+
+    Parameters
+    ----------
+    n_clusters : int
+        k >= 2.
+    switch_probability : float in (0, 1)
+        q.
+    eps : float in (0, 1/2), optional
+        Level (default 1/4). Below 1/2 the answer is >= 1, since d(0) = 1 - min_s mu(s) >= 1/2.
+
+    Returns
+    -------
+    int
+
+    Notes
+    -----
+    t_mix(eps) = min{t >= 1 : (1 - 1/k) |lambda_q|^t <= eps} (`metastable_tv`), i.e.
+    max(1, ceil(log(eps / (1 - 1/k)) / log |lambda_q|)), the ceiling then checked against the
+    formula on both sides so that rounding of the logarithms cannot move it. For small q,
+    t_mix ~ ((k - 1) / (k q)) log((1 - 1/k) / eps).
+
+    References
+    ----------
+    Levin, Peres & Wilmer (2017), Sec. 4.5 (mixing time).
+    """
+    k, q = _metastable_parameters(n_clusters, switch_probability)
+    eps = _real(eps, "eps", 0.0, 0.5)
+    c, rate = 1.0 - 1.0 / k, abs(metastable_eigenvalue(k, q))
+    if rate == 0.0:  # q = (k - 1) / k: one step mixes exactly
+        return 1
+    t = max(1, int(np.ceil(np.log(eps / c) / np.log(rate))))
+    while t > 1 and c * rate ** (t - 1) <= eps:
+        t -= 1
+    while c * rate**t > eps:
+        t += 1
+    return t
 
 
 # --------------------------------------------------------------------------- indirect contraction

@@ -815,3 +815,47 @@ def test_constant_step_covariance_refuses_a_step_beyond_the_critical_one() -> No
     # m = -1: alpha_crit = 2; at alpha = 2.5 the step multiplies x by -1.5.
     with pytest.raises(ValueError, match="spectral radius < 1"):
         theory.constant_step_covariance(np.array([[-1.0]]), np.array([[1.0]]), 2.5)
+
+
+# --------------------------------------------------------------------------- metastable chains
+
+def _uniform_metastable(k: int, m: int, q: float) -> np.ndarray:
+    """k clusters of m states, uniform inside, leaving w.p. q to a uniform other cluster."""
+    same = np.kron(np.eye(k), np.ones((m, m)))
+    return (1 - q) * same / m + q * (1 - same) / ((k - 1) * m)
+
+
+@pytest.mark.parametrize(("k", "q"), [(2, 0.1), (3, 0.4), (5, 0.8), (2, 0.5), (3, 2 / 3)])
+def test_metastable_closed_forms_against_matrix_powers(k: int, q: float) -> None:
+    P = _uniform_metastable(k, 2, q)
+    lam = theory.metastable_eigenvalue(k, q)
+    assert lam == pytest.approx(1 - k * q / (k - 1), abs=1e-15)
+    assert np.min(np.abs(np.linalg.eigvals(P) - lam)) < 1e-12
+    mu = np.full(2 * k, 1 / (2 * k))
+    Pt = np.eye(2 * k)
+    for t in range(1, 15):
+        Pt = Pt @ P
+        assert theory.metastable_tv(k, q, t) == pytest.approx(
+            0.5 * np.abs(Pt - mu).sum(axis=1).max(), abs=1e-14)
+    # lambda = 0 (q = (k - 1) / k): one step mixes exactly.
+    if lam == pytest.approx(0.0, abs=1e-15):
+        assert theory.metastable_mixing_time(k, q) == 1
+
+
+def test_metastable_mixing_time_grows_like_one_over_q() -> None:
+    # t_mix ~ ((k - 1) / (k q)) log((1 - 1/k) / eps) for small q.
+    for q in (1e-2, 1e-3, 1e-4):
+        predicted = (1 / (2 * q)) * np.log(0.5 / 0.25)
+        assert theory.metastable_mixing_time(2, q) == pytest.approx(predicted, rel=q + 0.02)
+
+
+@pytest.mark.parametrize(("call", "match"), [
+    (lambda: theory.metastable_eigenvalue(1, 0.1), r"^n_clusters must be an integer >= 2; got 1$"),
+    (lambda: theory.metastable_eigenvalue(2, 1.0),
+     r"^switch_probability must lie in \(0\.0, 1\.0\); got 1\.0$"),
+    (lambda: theory.metastable_tv(2, 0.1, 0), r"^t must be >= 1"),
+    (lambda: theory.metastable_mixing_time(2, 0.1, 0.5), r"^eps must lie in \(0\.0, 0\.5\)"),
+])
+def test_metastable_functions_reject_bad_input(call, match) -> None:
+    with pytest.raises(ValueError, match=match):
+        call()
