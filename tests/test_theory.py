@@ -859,3 +859,38 @@ def test_metastable_mixing_time_grows_like_one_over_q() -> None:
 def test_metastable_functions_reject_bad_input(call, match) -> None:
     with pytest.raises(ValueError, match=match):
         call()
+
+
+# --------------------------------------------------------------------------- floor decomposition
+
+def test_markov_floor_decomposition_by_hand() -> None:
+    # Agent biases (0, 0.5) and (-0.3, 0.4): squared norms 0.25 and 0.25, mean 0.25;
+    # excess = 0.5 - 0.2 - 0.25 = 0.05.
+    parts = theory.markov_floor_decomposition(0.5, 0.2, [[1.0, 2.0], [0.0, 0.0]],
+                                              [[1.0, 1.5], [0.3, -0.4]])
+    assert parts.squared_bias == pytest.approx(0.25, abs=1e-15)
+    assert parts.excess_variance == pytest.approx(0.05, abs=1e-15)
+    assert parts.iid_floor + parts.squared_bias + parts.excess_variance == parts.markov_floor
+    assert isinstance(parts.excess_variance, float)
+    levels = theory.markov_floor_decomposition([0.5, 0.3], [0.2, 0.2], [1.0, 0.0], [1.0, 0.1])
+    np.testing.assert_allclose(levels.excess_variance, [0.29, 0.09], atol=1e-15)
+
+
+def test_markov_floor_decomposition_with_the_exact_stationary_mean() -> None:
+    P, r, Phi, theta_star = _planted_chain(9, laziness=0.7)
+    mean = theory.markov_td_stationary_mean(P, r, Phi, 0.05, 0.05).theta
+    parts = theory.markov_floor_decomposition(1.0, 0.4, mean, theta_star)
+    assert parts.squared_bias == pytest.approx(np.sum((mean - theta_star) ** 2), rel=1e-14)
+    assert parts.excess_variance == pytest.approx(0.6 - parts.squared_bias, rel=1e-14)
+
+
+@pytest.mark.parametrize(("args", "match"), [
+    ((0.5, [0.2, 0.1], [0.0], [0.0]), "markov_floor and iid_floor must be non-negative"),
+    ((-0.5, 0.2, [0.0], [0.0]), "markov_floor and iid_floor must be non-negative"),
+    ((0.5, 0.2, [0.0, 1.0], [0.0]), r"stationary_mean and theta_star must both be \(d,\) or "
+                                    r"\(N, d\); got \(2,\) and \(1,\)"),
+    ((0.5, np.nan, [0.0], [0.0]), "iid_floor must be finite"),
+])
+def test_markov_floor_decomposition_rejects_bad_input(args, match) -> None:
+    with pytest.raises(ValueError, match=match):
+        theory.markov_floor_decomposition(*args)
