@@ -51,6 +51,16 @@ Knobs
   re-solve them with `td.td_fixed_point`, and
   `Problem.from_arrays` solves them for arbitrary rewards), sigma_{r+1}/sigma_1 > 0, and B_star,
   heads_star are refitted as the best rank-r subspace of Theta* (top-r left singular vectors).
+- bellman_residual sigma >= 0: a fixed per-state reward component eps_i added to every agent,
+  orthogonal to the constant and to the features in agent i's stationary inner product,
+  mu_i^T eps_i = 0 and Phi^T D_i eps_i = 0, with mu_i-weighted RMS sqrt(sum_s mu_i(s) eps_i(s)^2)
+  = sigma. The fixed point of average-reward TD solves Phi^T D_i (r_i - J_i 1 + (P_i - I) Phi
+  theta) = 0 with J_i = mu_i^T r_i, and eps_i enters neither equation: J_i, theta_i* = B* w_i*,
+  B*, W* stay exactly planted. What changes is the Bellman residual of theta_i*, statewise
+  r_i(s) - J_i + (P_i Phi theta_i*)(s) - phi(s)^T theta_i* = eps_i(s), zero for every s at
+  sigma = 0. At sigma = 0 the TD noise at theta* is a martingale difference given s_t, so
+  Markovian sampling adds a bias but no variance term in alpha tau_mix; sigma > 0 switches
+  that variance term on without touching the targets.
 
 Head diversity and identifiability
 ----------------------------------
@@ -72,14 +82,16 @@ cannot span R^r, lambda_w = 0 and B* is not identifiable: the factories warn
 Randomness
 ----------
 `shared_subspace_problem` draws everything from ONE Generator in this fixed order: features,
-B*, heads W* (N x r), gains J (N,), P_base (n x n), Q (N x n x n), then, last, the
-misspecification directions (N x d) only when m > 0. The draws never depend on heterogeneity,
-laziness, reward_noise, head_spread or m, so problems built from one seed with different knob
-values share Phi, B*, the drawn heads, J, P_base and Q_i (common random numbers across a sweep
-of a knob). Because array sizes depend on N, problems drawn with different N do NOT share their
-first agents; for common random numbers across N build one problem and take `Problem.subset`,
-or replicate a fixed pool with `Problem.from_pool` (agent i uses pool agent i mod M, so
-heterogeneity and head diversity do not change with N; docs/checks.md).
+B*, heads W* (N x r), gains J (N,), P_base (n x n), Q (N x n x n), then the
+misspecification directions (N x d) only when m > 0 and, last, the Bellman residuals' Gaussian
+draw (N x n) only when sigma = bellman_residual > 0. The draws never depend on heterogeneity,
+laziness, reward_noise, head_spread, m or sigma, so problems built from one seed with different
+knob values share Phi, B*, the drawn heads, J, P_base and Q_i (common random numbers across a
+sweep of a knob); turning sigma on changes the rewards only. Because array sizes depend on N,
+problems drawn with different N do NOT share their first agents; for common random numbers
+across N build one problem and take `Problem.subset`, or replicate a fixed pool with
+`Problem.from_pool` (agent i uses pool agent i mod M, so heterogeneity and head diversity do not
+change with N; docs/checks.md).
 
 Misalignment at fixed heterogeneity (`product_chain_problem`)
 -----------------------------------------------------------
@@ -510,7 +522,7 @@ def shared_subspace_problem(n_agents: int, n_states: int, dim: int, rank: int, *
                             heterogeneity: float = 0.5, laziness: float = 0.0,
                             reward_noise: float = 0.0, misspecification: float = 0.0,
                             head_spread: float = 1.0, balanced_heads: bool = False,
-                            rng: RngLike = None) -> Problem:
+                            bellman_residual: float = 0.0, rng: RngLike = None) -> Problem:
     """Planted problem: theta_i* = B* w_i* exactly, or pushed off span(B*) by misspecification.
 
     Parameters
@@ -535,6 +547,11 @@ def shared_subspace_problem(n_agents: int, n_states: int, dim: int, rank: int, *
         so that lambda_w = HEAD_NORM^2 / r exactly for every N (module docstring); needs
         head_spread = 1 and N >= r. With misspecification > 0 the returned heads are the refit
         of Theta* and their lambda_w is close to, not exactly, HEAD_NORM^2 / r.
+    bellman_residual : float >= 0
+        sigma: mu_i-weighted RMS of a fixed reward component eps_i with mu_i^T eps_i = 0 and
+        Phi^T D_i eps_i = 0, which leaves J_i and theta_i* exactly planted and makes eps_i the
+        statewise Bellman residual of theta_i* (module docstring, Knobs). 0 (default): no draw,
+        the residual is zero in every state.
     rng : int, SeedSequence, Generator or None
         One Generator feeds every draw, in the order of the module docstring.
 
@@ -546,7 +563,11 @@ def shared_subspace_problem(n_agents: int, n_states: int, dim: int, rank: int, *
 
     Notes
     -----
-    r_i = J_i 1 + (I - P_i) Phi (B* w_i* + u_i), u_i perp span(B*), ||u_i|| = m HEAD_NORM.
+    r_i = J_i 1 + (I - P_i) Phi (B* w_i* + u_i) + eps_i, u_i perp span(B*), ||u_i|| = m HEAD_NORM,
+    eps_i = 0 at sigma = 0. Why eps_i leaves the targets alone: the TD fixed point solves
+    Phi^T D_i (r_i - J_i 1 + (P_i - I) Phi theta_i) = 0 with J_i = mu_i^T r_i, and eps_i adds
+    mu_i^T eps_i = 0 to J_i and Phi^T D_i eps_i = 0 to the equation; the Bellman residual
+    r_i - J_i 1 + (P_i - I) Phi theta_i* becomes eps_i, non-zero state by state.
 
     References
     ----------
@@ -560,7 +581,7 @@ def shared_subspace_problem(n_agents: int, n_states: int, dim: int, rank: int, *
     heterogeneity = check_in_range(heterogeneity, "heterogeneity", 0.0, 1.0)
     laziness = check_in_range(laziness, "laziness", 0.0, 1.0, high_open=True)
     knobs = _check_planting(n_agents, dim, rank, reward_noise, misspecification, head_spread,
-                            balanced_heads)
+                            balanced_heads, bellman_residual)
     _warn_if_not_identifiable(n_agents, rank)
 
     gen = np.random.default_rng(rng)
@@ -576,13 +597,16 @@ class _Planting(NamedTuple):
     misspecification: float
     head_spread: float
     balanced_heads: bool
+    bellman_residual: float = 0.0
 
 
 def _check_planting(n_agents: int, dim: int, rank: int, reward_noise: Any,
-                    misspecification: Any, head_spread: Any, balanced_heads: Any) -> _Planting:
+                    misspecification: Any, head_spread: Any, balanced_heads: Any,
+                    bellman_residual: Any = 0.0) -> _Planting:
     """Validate the planting knobs of `shared_subspace_problem` (ValueError names the knob)."""
     reward_noise = check_in_range(reward_noise, "reward_noise", 0.0, np.inf, high_open=True)
     m = check_in_range(misspecification, "misspecification", 0.0, np.inf, high_open=True)
+    sigma = check_in_range(bellman_residual, "bellman_residual", 0.0, np.inf, high_open=True)
     head_spread = check_in_range(head_spread, "head_spread", 0.0, 1.0)
     if not isinstance(balanced_heads, bool | np.bool_):
         raise ValueError(f"balanced_heads must be a bool; got {balanced_heads!r}")
@@ -592,7 +616,7 @@ def _check_planting(n_agents: int, dim: int, rank: int, reward_noise: Any,
     if m > 0 and rank == dim:
         raise ValueError("misspecification > 0 needs rank < dim (a direction orthogonal to "
                          f"span(B*)); got misspecification={m}, rank = dim = {dim}")
-    return _Planting(reward_noise, m, head_spread, bool(balanced_heads))
+    return _Planting(reward_noise, m, head_spread, bool(balanced_heads), sigma)
 
 
 def _planted_parts(n_agents: int, n_states: int, dim: int, rank: int, knobs: _Planting,
@@ -619,9 +643,47 @@ def _planted_problem(P: FloatArray, features: FloatArray, B_star: FloatArray, he
         B_star, heads = _top_subspace(theta, rank)
     rewards = _bellman_difference(P, _kernels.matmul(theta, features.T))
     rewards += J[:, None]
-    return Problem(P=P, rewards=rewards, features=features,
-                   mu=markov.stationary_distributions(P), average_reward=J, theta_star=theta,
-                   B_star=B_star, heads_star=heads, reward_noise=knobs.reward_noise, rank=rank)
+    mu = markov.stationary_distributions(P)
+    if knobs.bellman_residual > 0:  # drawn last: every other field keeps its bits
+        z = gen.standard_normal(mu.shape)
+        rewards += knobs.bellman_residual * _residual_orthogonal_to_features(mu, features, z)
+    return Problem(P=P, rewards=rewards, features=features, mu=mu, average_reward=J,
+                   theta_star=theta, B_star=B_star, heads_star=heads,
+                   reward_noise=knobs.reward_noise, rank=rank)
+
+
+def _residual_orthogonal_to_features(mu: FloatArray, Phi: FloatArray, z: FloatArray) -> FloatArray:
+    """z with span([1, Phi]) projected out in each mu_i-weighted inner product, unit mu_i-RMS.
+
+    Parameters
+    ----------
+    mu : (n_agents, n_states)
+        Stationary distributions mu_i (positive entries).
+    Phi : (n_states, dim)
+        Features; X = [1, Phi] has full column rank (1 is outside span(Phi)).
+    z : (n_agents, n_states)
+        Draws to project (standard normal in the factories).
+
+    Returns
+    -------
+    (n_agents, n_states) ndarray
+        eps_i with mu_i^T eps_i = 0, Phi^T D_i eps_i = 0 and sum_s mu_i(s) eps_i(s)^2 = 1.
+
+    Notes
+    -----
+        eps_i = c_i (z_i - X (X^T D_i X)^{-1} X^T D_i z_i) = c_i D_i^{-1/2} (I - Q_i Q_i^T) y_i,
+
+    with D_i = diag(mu_i), y_i = D_i^{1/2} z_i, Q_i the orthonormal factor of D_i^{1/2} X
+    (compiled Gram-Schmidt: the same bits on every machine) and c_i > 0 the inverse of
+    ||(I - Q_i Q_i^T) y_i||, the mu_i-RMS of the projection.
+    """
+    root = np.sqrt(mu)
+    X = np.concatenate([np.ones((Phi.shape[0], 1)), Phi], axis=1)
+    Q = _kernels.orthonormal_factor(root[:, :, None] * X[None])
+    y = root * z
+    y -= _kernels.matmul(Q, _kernels.matmul(y[:, None, :], Q).transpose(0, 2, 1))[:, :, 0]
+    y /= np.sqrt(np.sum(y * y, axis=1, keepdims=True))
+    return y / root
 
 
 def product_chain_problem(n_agents: int, n_states: int, dim: int, rank: int, *,
@@ -850,7 +912,7 @@ def metastable_problem(n_agents: int, n_states: int, dim: int, rank: int, *,
                        cluster_sizes: Sequence[int] | None = None, heterogeneity: float = 0.5,
                        reward_noise: float = 0.0, misspecification: float = 0.0,
                        head_spread: float = 1.0, balanced_heads: bool = False,
-                       rng: RngLike = None) -> Problem:
+                       bellman_residual: float = 0.0, rng: RngLike = None) -> Problem:
     """Planted problem on metastable chains: tau_mix ~ 1/q, the dynamics inside clusters fixed.
 
     Every agent's chain is a `metastable_chain`: k clusters of states, fast random dynamics W_i
@@ -872,23 +934,27 @@ def metastable_problem(n_agents: int, n_states: int, dim: int, rank: int, *,
     heterogeneity : float in [0, 1]
         h in W_i = (1 - h) W_base + h W_i': how the agents' dynamics inside the clusters differ.
         W_base and W_i' have rows Dirichlet(1, ..., 1) on their own cluster.
-    reward_noise, misspecification, head_spread, balanced_heads
-        As for `shared_subspace_problem`.
+    reward_noise, misspecification, head_spread, balanced_heads, bellman_residual
+        As for `shared_subspace_problem`. bellman_residual = sigma > 0 plants a statewise
+        Bellman residual eps_i (mu_i-RMS sigma, mu_i- and Phi^T D_i-orthogonal) that leaves J_i and
+        theta_i* exact: the TD noise at theta* is then no longer a martingale difference given
+        s_t, and the Markov floor's excess over the i.i.d. floor grows with tau_mix ~ 1/q.
     rng : int, SeedSequence, Generator or None
         One Generator feeds every draw, in the order of `shared_subspace_problem` with
-        (W_base, W') in place of (P_base, Q); none depends on q, h or the other knobs, so a
-        sweep of q has common random numbers. With the same seed and sizes the features, B*,
-        heads and gains are those of `shared_subspace_problem`.
+        (W_base, W') in place of (P_base, Q), the residual draw last; none depends on q, h or
+        the other knobs, so a sweep of q has common random numbers. With the same seed and sizes
+        the features, B*, heads and gains are those of `shared_subspace_problem`.
 
     Returns
     -------
     Problem
-        P_i = (1 - q) W_i + q S, theta_i* = B* w_i* exactly (m = 0).
+        P_i = (1 - q) W_i + q S, theta_i* = B* w_i* exactly (m = 0) at every sigma.
 
     Notes
     -----
-    r_i = J_i 1 + (I - P_i) Phi theta_i*, theta_i* = B* w_i* (+ u_i, u_i perp span(B*), when
-    misspecified): module docstring, "Planted shared subspace".
+    r_i = J_i 1 + (I - P_i) Phi theta_i* + eps_i, theta_i* = B* w_i* (+ u_i, u_i perp span(B*),
+    when misspecified), eps_i = 0 at sigma = 0: module docstring, "Planted shared subspace" and
+    "Knobs".
 
     References
     ----------
@@ -904,7 +970,7 @@ def metastable_problem(n_agents: int, n_states: int, dim: int, rank: int, *,
                        high_open=True)
     heterogeneity = check_in_range(heterogeneity, "heterogeneity", 0.0, 1.0)
     knobs = _check_planting(n_agents, dim, rank, reward_noise, misspecification, head_spread,
-                            balanced_heads)
+                            balanced_heads, bellman_residual)
     _warn_if_not_identifiable(n_agents, rank)
 
     gen = np.random.default_rng(rng)

@@ -17,6 +17,7 @@ from ptdlib.problems import (
     MAX_HYPERCUBE_DIM,
     NotIdentifiableWarning,
     Problem,
+    _residual_orthogonal_to_features,
     cluster_labels,
     hypercube_hamming_lumped,
     lazy_cycle,
@@ -854,3 +855,77 @@ def test_metastable_problem_heterogeneity_and_misspecification() -> None:
 def test_metastable_problem_bad_input(kwargs: dict, match: str) -> None:
     with pytest.raises(ValueError, match=match):
         metastable_problem(4, 12, 5, 2, rng=0, **kwargs)
+
+
+# ------------------------------------------------------------------ planted Bellman residual
+
+RESIDUAL_FACTORIES = {
+    "shared_subspace": lambda **kw: shared_subspace_problem(8, 12, 5, 2, heterogeneity=0.6,
+                                                            laziness=0.3, rng=11, **kw),
+    "metastable": lambda **kw: metastable_problem(8, 12, 5, 2, n_clusters=3,
+                                                  switch_probability=0.05, rng=11, **kw),
+}
+
+
+def _statewise_bellman_residual(problem: Problem) -> np.ndarray:
+    """h_i(s) = r_i(s) - J_i + (P_i Phi theta_i*)(s) - phi(s)^T theta_i*, shape (N, n)."""
+    v = problem.theta_star @ problem.features.T
+    return (problem.rewards - problem.average_reward[:, None]
+            + np.einsum("ist,it->is", problem.P, v) - v)
+
+
+@pytest.mark.parametrize("factory", RESIDUAL_FACTORIES.values(), ids=RESIDUAL_FACTORIES.keys())
+def test_bellman_residual_keeps_gains_and_fixed_points_planted(factory) -> None:
+    plain, residual = factory(), factory(bellman_residual=0.3)
+    np.testing.assert_allclose(residual.average_reward, plain.average_reward, rtol=0, atol=EXACT)
+    np.testing.assert_allclose(residual.theta_star, plain.theta_star, rtol=0, atol=EXACT)
+    _assert_well_posed(residual)  # td.td_fixed_point and mu^T r = J on the new rewards
+    solved = Problem.from_arrays(residual.P, residual.rewards, residual.features, rank=2)
+    np.testing.assert_allclose(solved.theta_star, plain.theta_star, rtol=0, atol=EXACT)
+    np.testing.assert_allclose(solved.average_reward, plain.average_reward, rtol=0, atol=EXACT)
+    # The residual draw comes last: every field but the rewards keeps its bits.
+    for field in dataclasses.fields(Problem):
+        if field.name != "rewards":
+            assert np.array_equal(getattr(residual, field.name), getattr(plain, field.name)), \
+                field.name
+
+
+@pytest.mark.parametrize("factory", RESIDUAL_FACTORIES.values(), ids=RESIDUAL_FACTORIES.keys())
+def test_bellman_residual_is_the_planted_eps_with_the_asked_rms(factory) -> None:
+    plain, residual = factory(), factory(bellman_residual=0.3)
+    eps = residual.rewards - plain.rewards
+    # Planted problems have no Bellman residual; with sigma > 0 it is eps, state by state.
+    assert np.max(np.abs(_statewise_bellman_residual(plain))) < EXACT
+    np.testing.assert_allclose(_statewise_bellman_residual(residual), eps, rtol=0, atol=EXACT)
+    np.testing.assert_allclose(np.sqrt(np.sum(residual.mu * eps**2, axis=1)), 0.3,
+                               rtol=0, atol=EXACT)
+    assert np.all(np.abs(eps) > 0)  # non-zero state by state (almost surely)
+    # Orthogonal to the constant and to the features in each mu_i-weighted inner product.
+    np.testing.assert_allclose(np.sum(residual.mu * eps, axis=1), 0.0, rtol=0, atol=EXACT)
+    np.testing.assert_allclose(np.einsum("is,sd->id", residual.mu * eps, residual.features), 0.0,
+                               rtol=0, atol=EXACT)
+
+
+@pytest.mark.parametrize("factory", RESIDUAL_FACTORIES.values(), ids=RESIDUAL_FACTORIES.keys())
+def test_bellman_residual_zero_is_the_default_draw_bit_for_bit(factory) -> None:
+    default, zero = factory(), factory(bellman_residual=0.0)
+    for field in dataclasses.fields(Problem):
+        assert np.array_equal(getattr(zero, field.name), getattr(default, field.name)), field.name
+
+
+def test_residual_projection_known_answer() -> None:
+    # mu uniform on 3 states, Phi = (1, -1, 0)^T: span([1, Phi])^perp is spanned by (1, 1, -2),
+    # whose uniform RMS is sqrt(2); z has a positive component along it.
+    mu = np.full((1, 3), 1 / 3)
+    Phi = np.array([[1.0], [-1.0], [0.0]])
+    eps = _residual_orthogonal_to_features(mu, Phi, np.array([[0.3, 0.7, -1.0]]))
+    np.testing.assert_allclose(eps[0], np.array([1.0, 1.0, -2.0]) / np.sqrt(2), rtol=0,
+                               atol=1e-15)
+
+
+@pytest.mark.parametrize("factory", RESIDUAL_FACTORIES.values(), ids=RESIDUAL_FACTORIES.keys())
+@pytest.mark.parametrize("value", [-0.1, float("nan"), float("inf"), "big"])
+def test_bellman_residual_bad_input(factory, value: object) -> None:
+    with pytest.raises(ValueError, match=r"^bellman_residual must (lie in \[0\.0, inf\)|be a real "
+                                         r"number); got "):
+        factory(bellman_residual=value)
