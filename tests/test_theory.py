@@ -815,3 +815,12 @@ def test_constant_step_covariance_refuses_a_step_beyond_the_critical_one() -> No
     # m = -1: alpha_crit = 2; at alpha = 2.5 the step multiplies x by -1.5.
     with pytest.raises(ValueError, match="spectral radius < 1"):
         theory.constant_step_covariance(np.array([[-1.0]]), np.array([[1.0]]), 2.5)
+
+
+def test_slowest_td_rate_known_answers() -> None:
+    # eigenvalues -1 +- 2i and -3: the slowest mode decays at rate 1
+    A = np.array([[-1.0, 2.0, 0.0], [-2.0, -1.0, 0.0], [0.0, 0.0, -3.0]])
+    assert theory.slowest_td_rate(A) == pytest.approx(1.0)
+    stack = np.stack([A, np.diag([-0.5, -4.0, -2.0])])
+    np.testing.assert_allclose(theory.slowest_td_rate(stack), [1.0, 0.5])
+    assert theory.slowest_td_rate(np.diag([0.2, -1.0])) == pytest.approx(-0.2)
