@@ -75,6 +75,7 @@ __all__ = [
     "plot_spectral_radius",
     "plot_state_values",
     "plot_tv_decay",
+    "plot_verdict_grid",
     "save_figure",
     "save_slide",
     "set_theme",
@@ -951,4 +952,48 @@ def plot_text_map(ax: Axes | None, rows: Sequence[str]) -> Axes:
     ax.set_aspect("equal")
     ax.set_xticks([])
     ax.set_yticks([])
+    return ax
+
+
+#: Cell colours of `plot_verdict_grid`, by status.
+VERDICT_COLORS = {"pass": "#8fd19e", "known failure": "#f5c16c", "fail": "#e8837c",
+                  "n/a": "#e6e6e6"}
+
+
+def plot_verdict_grid(ax: Axes | None, status: Sequence[Sequence[str]],
+                      values: Sequence[Sequence[str]], rows: Sequence[str],
+                      columns: Sequence[str]) -> Axes:
+    """A grid of verdicts (claims x settings): each cell coloured by its status and labelled
+    with its measured value.
+
+    Parameters
+    ----------
+    ax : Axes or None
+        Where to draw; None creates a figure.
+    status : (n_rows, n_columns) of str
+        Each cell's status, a key of `VERDICT_COLORS` ("pass", "known failure", "fail", "n/a").
+    values : (n_rows, n_columns) of str
+        The text drawn in each cell (a measured value, or why it is not applicable).
+    rows, columns : sequence of str
+        Row and column labels (row 0 at the top).
+    """
+    ax = _axes(ax)
+    shape = (len(rows), len(columns))
+    if (np.shape(status) != shape or np.shape(values) != shape
+            or any(s not in VERDICT_COLORS for line in status for s in line)):
+        raise ValueError(f"status and values must be {shape} grids (rows x columns), status "
+                         f"from {sorted(VERDICT_COLORS)}; got {np.shape(status)} and "
+                         f"{np.shape(values)}")
+    for r, c in itertools.product(range(shape[0]), range(shape[1])):
+        ax.add_patch(Rectangle((c - 0.5, r - 0.5), 1, 1, edgecolor="white", linewidth=2,
+                               facecolor=VERDICT_COLORS[status[r][c]]))
+        ax.text(c, r, values[r][c], ha="center", va="center", fontsize="small")
+    ax.set_xlim(-0.5, shape[1] - 0.5)
+    ax.set_ylim(shape[0] - 0.5, -0.5)
+    ax.set_xticks(range(shape[1]), columns, rotation=30, ha="right")
+    ax.set_yticks(range(shape[0]), rows)
+    ax.grid(False)
+    ax.legend(handles=[Rectangle((0, 0), 1, 1, facecolor=color, label=name)
+                       for name, color in VERDICT_COLORS.items()],
+              loc="upper left", bbox_to_anchor=(1.01, 1), fontsize="small")
     return ax

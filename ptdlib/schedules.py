@@ -11,6 +11,8 @@ iterate after t + 1 steps.
 
 - constant:     alpha_t = alpha                      (a floor proportional to alpha remains)
 - inverse time: alpha_t = alpha_0 / (t + t_0)        (sum alpha_t = inf, sum alpha_t^2 < inf)
+- polynomial:   alpha_t = alpha_0 / (t + t_0)^p      (1/2 < p <= 1: the same two sums; p < 1
+                                                      decays more slowly than inverse time)
 - any callable t -> alpha_t, wrapped by `from_callable`.
 
 A schedule is a small frozen record; ``schedule(t)`` gives one value and ``schedule.values(t)``
@@ -34,7 +36,8 @@ from numpy.typing import ArrayLike
 
 from ptdlib._validation import FloatArray, check_in_range
 
-__all__ = ["Schedule", "as_schedule", "constant", "from_callable", "inverse_time"]
+__all__ = ["Schedule", "as_schedule", "constant", "from_callable", "inverse_time", "polynomial",
+           "two_timescales"]
 
 
 def _checked(alpha: FloatArray, t: np.ndarray, source: str, name: str, symbol: str) -> FloatArray:
@@ -50,16 +53,21 @@ def _checked(alpha: FloatArray, t: np.ndarray, source: str, name: str, symbol: s
 
 @dataclasses.dataclass(frozen=True)
 class Schedule:
-    """A step-size schedule t -> alpha_t (use `constant`, `inverse_time` or `from_callable`).
+    """A step-size schedule t -> alpha_t (use `constant`, `inverse_time`, `polynomial` or
+    `from_callable`).
 
     Parameters
     ----------
     kind : str
-        "constant", "inverse_time" or "callable"; fixes how the remaining fields are read.
+        "constant", "inverse_time", "polynomial" or "callable"; fixes how the remaining fields
+        are read.
     alpha0 : float
-        alpha for "constant", alpha_0 for "inverse_time" (unused for "callable").
+        alpha for "constant", alpha_0 for "inverse_time" and "polynomial" (unused for
+        "callable").
     t0 : float
-        t_0 of "inverse_time" (unused otherwise).
+        t_0 of "inverse_time" and "polynomial" (unused otherwise).
+    power : float
+        The exponent p of "polynomial" (unused otherwise).
     fn : callable or None
         The wrapped function of "callable".
     vectorized : bool
@@ -69,6 +77,7 @@ class Schedule:
     kind: str
     alpha0: float = 1.0
     t0: float = 1.0
+    power: float = 1.0
     fn: Callable[..., ArrayLike] | None = None
     vectorized: bool = False
 
@@ -84,6 +93,8 @@ class Schedule:
             alpha = np.full(t.shape, self.alpha0)
         elif self.kind == "inverse_time":
             alpha = self.alpha0 / (t + self.t0)
+        elif self.kind == "polynomial":
+            alpha = self.alpha0 / (t + self.t0) ** self.power
         elif self.vectorized:
             alpha = np.broadcast_to(np.asarray(self.fn(t), dtype=np.float64), t.shape).copy()
         else:
@@ -100,6 +111,8 @@ class Schedule:
             return f"constant({self.alpha0!r})"
         if self.kind == "inverse_time":
             return f"inverse_time({self.alpha0!r}, t0={self.t0!r})"
+        if self.kind == "polynomial":
+            return f"polynomial({self.alpha0!r}, t0={self.t0!r}, power={self.power!r})"
         return f"from_callable({getattr(self.fn, '__name__', repr(self.fn))})"
 
 
@@ -149,6 +162,82 @@ def inverse_time(alpha0: float, t0: float = 1.0) -> Schedule:
     alpha0 = check_in_range(alpha0, "alpha0", 0.0, np.inf, low_open=True, high_open=True)
     t0 = check_in_range(t0, "t0", 0.0, np.inf, low_open=True, high_open=True)
     return Schedule("inverse_time", alpha0=alpha0, t0=t0)
+
+
+def polynomial(alpha0: float, t0: float = 1.0, power: float = 1.0) -> Schedule:
+    """Polynomially diminishing step size alpha_0 / (t + t_0)^p.
+
+    Parameters
+    ----------
+    alpha0 : float
+        Numerator alpha_0, finite and > 0.
+    t0 : float, optional
+        Offset t_0 > 0 (default 1): alpha_0 / t_0^p is the first step size.
+    power : float, optional
+        Exponent p in (0, 1] (default 1, `inverse_time`). Robbins and Monro's conditions
+        (sum alpha_t = inf, sum alpha_t^2 < inf) hold for 1/2 < p <= 1.
+
+    Returns
+    -------
+    Schedule
+
+    Notes
+    -----
+    alpha_t = alpha_0 / (t + t_0)^p. Two schedules with powers p_fast < p_slow give two
+    timescales: their ratio falls like t^(p_fast - p_slow) (Borkar 2008, Ch. 6).
+
+    References
+    ----------
+    Borkar, V. S. (2008). Stochastic Approximation: A Dynamical Systems Viewpoint. Cambridge.
+    """
+    alpha0 = check_in_range(alpha0, "alpha0", 0.0, np.inf, low_open=True, high_open=True)
+    t0 = check_in_range(t0, "t0", 0.0, np.inf, low_open=True, high_open=True)
+    power = check_in_range(power, "power", 0.0, 1.0, low_open=True)
+    return Schedule("polynomial", alpha0=alpha0, t0=t0, power=power)
+
+
+def two_timescales(step_size: float | Schedule, *, lag: float,
+                   t0: float) -> tuple[Schedule, Schedule]:
+    """The heads' and the basis' schedules of a two-timescale reading of a single-timescale step.
+
+    Parameters
+    ----------
+    step_size : float or Schedule
+        The single-timescale step: a constant alpha, or an `inverse_time` schedule.
+    lag : float
+        The exponent lambda in (0, 1/2) of beta_t / alpha_t = (t_0 / (t + t_0))^lambda.
+    t0 : float
+        The offset t_0 > 0 of that ratio for a constant step (an inverse-time step uses its own).
+
+    Returns
+    -------
+    (Schedule, Schedule)
+        (alpha_t, beta_t): the heads' and the basis' schedules, beta_0 = alpha_0 = the first
+        step of ``step_size``.
+
+    Notes
+    -----
+    Constant alpha: alpha_t = alpha and beta_t = alpha (t_0 / (t + t_0))^lambda, so the basis
+    slows down while the heads keep their step. Inverse time alpha_0 / (t + t_0): the basis
+    keeps it, beta_t = alpha_0 / (t + t_0), and the heads take the slower-decaying
+    alpha_t = alpha_0 t_0^(-lambda) / (t + t_0)^(1 - lambda). Either way beta_t / alpha_t =
+    (t_0 / (t + t_0))^lambda -> 0, both schedules sum to infinity, and lambda < 1/2 keeps the
+    heads' schedule square-summable for an inverse-time step (Borkar 2008, Ch. 6).
+
+    References
+    ----------
+    Borkar, V. S. (2008). Stochastic Approximation: A Dynamical Systems Viewpoint. Cambridge.
+    """
+    lag = check_in_range(lag, "lag", 0.0, 0.5, low_open=True, high_open=True)
+    schedule = as_schedule(step_size)
+    if schedule.kind == "constant":
+        t0 = check_in_range(t0, "t0", 0.0, np.inf, low_open=True, high_open=True)
+        return schedule, polynomial(schedule.alpha0 * t0**lag, t0, lag)
+    if schedule.kind == "inverse_time":
+        heads = polynomial(schedule.alpha0 * schedule.t0**-lag, schedule.t0, 1.0 - lag)
+        return heads, schedule
+    raise ValueError(f"step_size must be a constant or an inverse_time schedule; got "
+                     f"{schedule!r}")
 
 
 def from_callable(fn: Callable[..., ArrayLike], *, vectorized: bool = False) -> Schedule:

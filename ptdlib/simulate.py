@@ -120,6 +120,9 @@ READING_SCOPE = {"update_order": ("personalized",),
                  "head_radius": ("personalized", "fedrep", "oracle"),
                  "retraction": ("personalized", "fedrep"),
                  "representation_step_size": ("personalized", "fedrep")}
+#: The keyword arguments of `run` that make up a reading, with their defaults.
+READING_DEFAULTS = {"update_order": "simultaneous", "gain_update": "reward", "head_radius": None,
+                    "retraction": "qr", "representation_step_size": None, "rebase_heads": False}
 METRICS = ("subspace_distance", "subspace_distance_frobenius", "parameter_error",
            "relative_parameter_error", "head_error", "gain_error")
 
@@ -887,6 +890,36 @@ def _trace(problem: Any, cfg: _Config, st: _State, arr: types.SimpleNamespace,
         diverged=st.diverged, divergence_threshold=cfg.threshold,
         settings=types.MappingProxyType(settings), averaged_theta=averaged,
         averaged_parameter_error=averaged_error)
+
+
+def reading_for(algorithm: str, reading: Mapping[str, Any]) -> dict[str, Any]:
+    """The part of a reading that applies to ``algorithm``: the keyword arguments of `run`.
+
+    Parameters
+    ----------
+    algorithm : str
+        One of `ALGORITHMS`.
+    reading : mapping
+        Keyword arguments of `run` among `READING_DEFAULTS` (e.g. ``{"update_order":
+        "heads_first", "gain_update": "td"}``).
+
+    Returns
+    -------
+    dict
+        The switches of ``reading`` that `READING_SCOPE` lets ``algorithm`` take (every
+        ``gain_update``; ``rebase_heads`` where there is a retraction); `run` refuses the others.
+        A personalized reading thus compares with the oracle, fedtd or local TD run under the
+        same switches wherever these mean something.
+    """
+    if algorithm not in ALGORITHMS:
+        raise ValueError(f"algorithm must be one of {ALGORITHMS}; got {algorithm!r}")
+    unknown = sorted(set(reading) - set(READING_DEFAULTS))
+    if unknown:
+        raise ValueError(f"reading: unknown switches {unknown}; the switches are "
+                         f"{sorted(READING_DEFAULTS)}")
+    scope = READING_SCOPE | {"rebase_heads": READING_SCOPE["retraction"]}
+    return {name: value for name, value in reading.items()
+            if name not in scope or algorithm in scope[name]}
 
 
 def run(problem: Any, algorithm: str = "personalized", *, steps: int,

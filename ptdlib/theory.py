@@ -280,6 +280,30 @@ def critical_step_size(A: ArrayLike) -> float | FloatArray:
     return _scalar_or_array(_critical_step_sizes(A))
 
 
+def slowest_td_rate(A: ArrayLike) -> float | FloatArray:
+    """Rate of the slowest mode of linear TD's mean path: min_j Re(-lambda_j(A)).
+
+    Parameters
+    ----------
+    A : (..., d, d) array_like
+        Matrix or stack (e.g. the agents' A_i).
+
+    Returns
+    -------
+    float or (...) ndarray
+        For each matrix, min_j Re(-lambda_j); > 0 iff small steps are stable.
+
+    Notes
+    -----
+    Near theta*, the error of theta <- theta + alpha_t (A theta + b) decays like
+    exp(-rate sum_t alpha_t) in its slowest mode, rate = min_j Re(-lambda_j(A)). The mean path of
+    the joint algorithm has its own rate, `ptdlib.stability.MeanPathJacobian.decay_rate` (twice
+    its slowest rate, for the squared error).
+    """
+    A = _square_stack(A)
+    return _scalar_or_array(np.min(-np.linalg.eigvals(A).real, axis=-1))
+
+
 def negative_definite_condition(A: ArrayLike) -> Condition:
     """Condition omega = lambda_min(-sym(A)) > 0 on the worst matrix of a stack.
 

@@ -432,3 +432,21 @@ def test_text_map_draws_one_coloured_cell_per_character() -> None:
     with pytest.raises(ValueError, match="rows must be non-empty strings of equal length"):
         plots.plot_text_map(ax, ["SF", "F"])
     plt.close(fig)
+
+
+def test_plot_verdict_grid_colours_each_cell_by_its_status() -> None:
+    fig, ax = plt.subplots()
+    status = [["pass", "fail"], ["n/a", "known failure"]]
+    plots.plot_verdict_grid(ax, status, [["0.1", "3"], ["no effect", "2.5"]], ["a", "b"],
+                            ["x", "y"])
+    faces = [matplotlib.colors.to_hex(p.get_facecolor()) for p in ax.patches]
+    assert faces == [plots.VERDICT_COLORS[s] for row in status for s in row]
+    assert [t.get_text() for t in ax.texts] == ["0.1", "3", "no effect", "2.5"]
+    plt.close(fig)
+
+
+def test_plot_verdict_grid_rejects_a_bad_grid() -> None:
+    with pytest.raises(ValueError, match="rows x columns"):
+        plots.plot_verdict_grid(None, [["pass"]], [["1"]], ["a", "b"], ["x"])
+    with pytest.raises(ValueError, match="status"):
+        plots.plot_verdict_grid(None, [["ok"]], [["1"]], ["a"], ["x"])

@@ -92,3 +92,43 @@ def test_callable_values_are_checked_and_the_bad_step_is_named(vectorized: bool)
 def test_callable_returning_nan_is_rejected() -> None:
     with pytest.raises(ValueError, match="finite and > 0"):
         schedules.from_callable(lambda t: math.nan)(0)
+
+
+def test_polynomial_known_values_and_inverse_time_special_case() -> None:
+    schedule = schedules.polynomial(8.0, t0=4.0, power=0.5)
+    np.testing.assert_allclose(schedule.values(np.array([0, 5, 12])), [4.0, 8.0 / 3.0, 2.0])
+    t = np.arange(0, 1000, 37)
+    np.testing.assert_array_equal(schedules.polynomial(3.0, 7.0, 1.0).values(t),
+                                  schedules.inverse_time(3.0, 7.0).values(t))
+    assert repr(schedule) == "polynomial(8.0, t0=4.0, power=0.5)"
+
+
+@pytest.mark.parametrize("power", [0.0, -0.5, 1.5, math.nan])
+def test_polynomial_rejects_a_power_outside_zero_one(power: float) -> None:
+    with pytest.raises(ValueError, match="power"):
+        schedules.polynomial(1.0, 1.0, power)
+
+
+def test_two_timescales_of_a_constant_step() -> None:
+    heads, basis = schedules.two_timescales(0.1, lag=0.25, t0=100.0)
+    t = np.array([0, 100, 1500])
+    np.testing.assert_allclose(heads.values(t), 0.1)
+    # beta_t = alpha (t0 / (t + t0))^lag: 0.1, 0.1 / 2^0.25, 0.1 / 16^0.25
+    np.testing.assert_allclose(basis.values(t), [0.1, 0.1 / 2**0.25, 0.05])
+
+
+def test_two_timescales_of_an_inverse_time_step_keeps_it_for_the_basis() -> None:
+    step = schedules.inverse_time(100.0, 200.0)
+    heads, basis = schedules.two_timescales(step, lag=1 / 3, t0=1.0)
+    assert basis == step
+    t = np.array([0, 1400, 5200])
+    # beta_t / alpha_t = (t0 / (t + t0))^(1/3) with the schedule's own t0 = 200: 1, 1/2, 1/3
+    np.testing.assert_allclose(basis.values(t) / heads.values(t), [1.0, 0.5, 1 / 3])
+
+
+@pytest.mark.parametrize(("step", "lag", "match"), [
+    (0.1, 0.5, "lag"), (0.1, 0.0, "lag"),
+    (schedules.from_callable(lambda t: 1.0), 0.3, "constant or an inverse_time")])
+def test_two_timescales_rejects_bad_input(step: object, lag: float, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        schedules.two_timescales(step, lag=lag, t0=10.0)

@@ -733,3 +733,23 @@ def test_pause_without_reward_noise_reports_zero_noise(planted32) -> None:
 def test_pause_refuses_a_seed_that_diverged_before_it(small) -> None:
     with pytest.raises(ValueError, match="seed 1 diverged after"):
         simulate.pause(small, steps=200, step_size=40.0, seed=1, divergence_threshold=1e3)
+
+
+def test_reading_for_keeps_the_switches_a_learner_takes(small) -> None:
+    reading = {"update_order": "heads_first", "gain_update": "td", "head_radius": 5.0,
+               "retraction": "polar", "rebase_heads": True}
+    assert simulate.reading_for("personalized", reading) == reading
+    assert simulate.reading_for("oracle", reading) == {"gain_update": "td", "head_radius": 5.0}
+    assert simulate.reading_for("fedtd", reading) == {"gain_update": "td"}
+    # what it keeps, run accepts
+    kept = simulate.reading_for("fedrep", reading)
+    assert kept == {"gain_update": "td", "head_radius": 5.0, "retraction": "polar",
+                    "rebase_heads": True}
+    simulate.run(small, "fedrep", steps=4, step_size=0.05, seeds=1, **kept)
+
+
+def test_reading_for_rejects_unknown_names() -> None:
+    with pytest.raises(ValueError, match="algorithm"):
+        simulate.reading_for("personalised", {})
+    with pytest.raises(ValueError, match="unknown switches"):
+        simulate.reading_for("personalized", {"update_order": "heads_first", "order": 1})

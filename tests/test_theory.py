@@ -894,3 +894,12 @@ def test_markov_floor_decomposition_with_the_exact_stationary_mean() -> None:
 def test_markov_floor_decomposition_rejects_bad_input(args, match) -> None:
     with pytest.raises(ValueError, match=match):
         theory.markov_floor_decomposition(*args)
+
+
+def test_slowest_td_rate_known_answers() -> None:
+    # eigenvalues -1 +- 2i and -3: the slowest mode decays at rate 1
+    A = np.array([[-1.0, 2.0, 0.0], [-2.0, -1.0, 0.0], [0.0, 0.0, -3.0]])
+    assert theory.slowest_td_rate(A) == pytest.approx(1.0)
+    stack = np.stack([A, np.diag([-0.5, -4.0, -2.0])])
+    np.testing.assert_allclose(theory.slowest_td_rate(stack), [1.0, 0.5])
+    assert theory.slowest_td_rate(np.diag([0.2, -1.0])) == pytest.approx(-0.2)
