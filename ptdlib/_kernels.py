@@ -571,6 +571,15 @@ def snapshot_distances(snapshots, B_star, kind, out) -> None:
 
 
 @_inline
+def _td_error(reward, gain, next_row, row, head) -> float:
+    """delta = r - eta + (c_{t+1} - c_t)^T w (td_error) with c = B^T phi(s), rows of length r."""
+    delta = reward - gain
+    for k in range(head.shape[0]):
+        delta += (next_row[k] - row[k]) * head[k]
+    return delta
+
+
+@_inline
 def _project(w, i, radius) -> None:
     """w_i <- w_i R / ||w_i|| if ||w_i|| > R (head_projection; heads inside keep their bits)."""
     norm = 0.0
@@ -749,9 +758,7 @@ def _agent_block(lo, hi, j, alpha, rep, heads, dense, BT, C, stamp, w, eta, stat
     HEADS_FIRST (personalized only: rep and heads together) accumulates delta'_i w_{t+1}^T
     after the head step instead, with delta' from the new head and the old gain.
 
-    The readings' few lines (the projection, delta') are written out here and in
-    `_shared_copies_seed`, as the default path's are: the hot loop calls no per-agent helper
-    but `_row`, which numba inlines.
+    The per-agent helpers (`_row`, `_td_error`, `_project`) are inlined into the loop by numba.
     """
     order, gain, _, radius = switches
     _sample_all(P_table, mu_table, chain, sampling, state, uniforms, j, lo, hi, cur, nxt)
@@ -766,9 +773,7 @@ def _agent_block(lo, hi, j, alpha, rep, heads, dense, BT, C, stamp, w, eta, stat
         if not dense:
             _row(C, stamp, j, Phi, BT, s0)
             _row(C, stamp, j, Phi, BT, s1)
-        delta = reward - eta[i]
-        for k in range(rank):
-            delta += (C[s1, k] - C[s0, k]) * w[i, k]
+        delta = _td_error(reward, eta[i], C[s1], C[s0], w[i])
         eta_t = eta[i]
         eta[i] += c_eta * alpha * (delta if gain == GAIN_TD else reward - eta_t)
         ok &= abs(eta[i]) <= threshold
@@ -782,20 +787,12 @@ def _agent_block(lo, hi, j, alpha, rep, heads, dense, BT, C, stamp, w, eta, stat
         if heads:
             for k in range(rank):
                 w[i, k] += alpha * delta * C[s0, k]
-            if radius < np.inf:  # head_projection: w <- w R / ||w|| if ||w|| > R
-                norm = 0.0
-                for k in range(rank):
-                    norm += w[i, k] * w[i, k]
-                norm = np.sqrt(norm)
-                if norm > radius:
-                    for k in range(rank):
-                        w[i, k] *= radius / norm
+            if radius < np.inf:
+                _project(w, i, radius)
             for k in range(rank):
                 ok &= abs(w[i, k]) <= threshold
         if rep and order == HEADS_FIRST:  # delta' from the new head and the old gain
-            delta = reward - eta_t
-            for k in range(rank):
-                delta += (C[s1, k] - C[s0, k]) * w[i, k]
+            delta = _td_error(reward, eta_t, C[s1], C[s0], w[i])
             if touched_at[s0] != j:
                 touched_at[s0] = j
                 touched[n_touched] = s0
@@ -953,9 +950,7 @@ def _shared_copies_seed(BT, BL, w, eta, state, Phi, rewards, P_table, mu_table, 
             for k in range(rank):
                 c[0, k] = _dot(Phi[s0], BL[i, k])
                 c[1, k] = _dot(Phi[s1], BL[i, k])
-            delta = reward - eta[i]
-            for k in range(rank):
-                delta += (c[1, k] - c[0, k]) * w[i, k]
+            delta = _td_error(reward, eta[i], c[1], c[0], w[i])
             eta_t = eta[i]
             eta[i] += c_eta * alpha * (delta if gain == GAIN_TD else reward - eta_t)
             ok &= abs(eta[i]) <= threshold
@@ -967,20 +962,12 @@ def _shared_copies_seed(BT, BL, w, eta, state, Phi, rewards, P_table, mu_table, 
             if heads:
                 for k in range(rank):
                     w[i, k] += alpha * delta * c[0, k]
-                if radius < np.inf:  # head_projection
-                    norm = 0.0
-                    for k in range(rank):
-                        norm += w[i, k] * w[i, k]
-                    norm = np.sqrt(norm)
-                    if norm > radius:
-                        for k in range(rank):
-                            w[i, k] *= radius / norm
+                if radius < np.inf:
+                    _project(w, i, radius)
                 for k in range(rank):
                     ok &= abs(w[i, k]) <= threshold
             if rep and order == HEADS_FIRST:  # delta' from the new head and the old gain
-                delta = reward - eta_t
-                for k in range(rank):
-                    delta += (c[1, k] - c[0, k]) * w[i, k]
+                delta = _td_error(reward, eta_t, c[1], c[0], w[i])
                 for k in range(rank):
                     x = betas[j] * delta * w[i, k]
                     for a in range(dim):

@@ -120,9 +120,9 @@ READING_SCOPE = {"update_order": ("personalized",),
                  "head_radius": ("personalized", "fedrep", "oracle"),
                  "retraction": ("personalized", "fedrep"),
                  "representation_step_size": ("personalized", "fedrep")}
-#: The keyword arguments of `run` that make up a reading, with their defaults.
-READING_DEFAULTS = {"update_order": "simultaneous", "gain_update": "reward", "head_radius": None,
-                    "retraction": "qr", "representation_step_size": None, "rebase_heads": False}
+#: The keyword arguments of `run` that make up a reading (their defaults are `run`'s).
+READING_SWITCHES = ("update_order", "gain_update", "head_radius", "retraction",
+                    "representation_step_size", "rebase_heads")
 METRICS = ("subspace_distance", "subspace_distance_frobenius", "parameter_error",
            "relative_parameter_error", "head_error", "gain_error")
 
@@ -900,7 +900,7 @@ def reading_for(algorithm: str, reading: Mapping[str, Any]) -> dict[str, Any]:
     algorithm : str
         One of `ALGORITHMS`.
     reading : mapping
-        Keyword arguments of `run` among `READING_DEFAULTS` (e.g. ``{"update_order":
+        Keyword arguments of `run` among `READING_SWITCHES` (e.g. ``{"update_order":
         "heads_first", "gain_update": "td"}``).
 
     Returns
@@ -913,10 +913,10 @@ def reading_for(algorithm: str, reading: Mapping[str, Any]) -> dict[str, Any]:
     """
     if algorithm not in ALGORITHMS:
         raise ValueError(f"algorithm must be one of {ALGORITHMS}; got {algorithm!r}")
-    unknown = sorted(set(reading) - set(READING_DEFAULTS))
+    unknown = sorted(set(reading) - set(READING_SWITCHES))
     if unknown:
         raise ValueError(f"reading: unknown switches {unknown}; the switches are "
-                         f"{sorted(READING_DEFAULTS)}")
+                         f"{sorted(READING_SWITCHES)}")
     scope = READING_SCOPE | {"rebase_heads": READING_SCOPE["retraction"]}
     return {name: value for name, value in reading.items()
             if name not in scope or algorithm in scope[name]}

@@ -5,6 +5,7 @@ problems, divergence handling, the Trace, and every bad input."""
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import itertools
 import warnings
 
@@ -746,6 +747,13 @@ def test_reading_for_keeps_the_switches_a_learner_takes(small) -> None:
     assert kept == {"gain_update": "td", "head_radius": 5.0, "retraction": "polar",
                     "rebase_heads": True}
     simulate.run(small, "fedrep", steps=4, step_size=0.05, seeds=1, **kept)
+
+
+def test_every_reading_switch_is_a_keyword_of_run_and_of_pause_with_one_default() -> None:
+    run, pause = (inspect.signature(f).parameters for f in (simulate.run, simulate.pause))
+    for name in simulate.READING_SWITCHES:
+        assert run[name].kind is pause[name].kind is inspect.Parameter.KEYWORD_ONLY
+        assert run[name].default == pause[name].default
 
 
 def test_reading_for_rejects_unknown_names() -> None:
