@@ -45,6 +45,7 @@ class ReferenceResult:
     parameter_error: list[float]  # (1/N) sum_i ||theta_i - theta_i*||^2 at each record
     gain_error: list[float]  # (1/N) sum_i (eta_i - J_i)^2
     subspace_distance: list[float]  # dist(B, B*) (shared-basis methods with B_star only)
+    averaged_theta: np.ndarray | None = None  # (N, d) mean of theta_t, t = average_from..steps
 
 
 def _mu_table(mu_i: np.ndarray) -> markov.AliasTables:
@@ -64,9 +65,13 @@ def reference_run(problem: Any, algorithm: str = "personalized", *, steps: int, 
                   c_eta: float = 1.0, c_B: float = 1.0, tau: int = 1,
                   divergence_threshold: float | None = None, update_order: str = "simultaneous",
                   gain_update: str = "reward", head_radius: float | None = None,
-                  retraction: str = "qr", representation_step_size: Any = None
-                  ) -> ReferenceResult:
-    """Run one seed of ``algorithm`` (same meaning of every argument as `ptdlib.simulate.run`)."""
+                  retraction: str = "qr", representation_step_size: Any = None,
+                  average_from: int | None = None) -> ReferenceResult:
+    """Run one seed of ``algorithm`` (same meaning of every argument as `ptdlib.simulate.run`).
+
+    With ``average_from`` the iterates theta_t^i of t = average_from, ..., steps are kept in a
+    list and averaged at the end (each agent's own copy B^i w_i between rounds when K > 1).
+    """
     N, d = problem.P.shape[0], problem.features.shape[1]
     Phi, rewards, sigma = problem.features, problem.rewards, problem.reward_noise
     r = rank if rank is not None else problem.B_star.shape[1]
@@ -125,6 +130,12 @@ def reference_run(problem: Any, algorithm: str = "personalized", *, steps: int, 
         if shared and problem.B_star is not None:
             result["subspace_distance"].append(subspace.principal_angle_distance(B, problem.B_star))
 
+    def agent_parameters() -> np.ndarray:
+        if not shared:
+            return theta.copy()
+        return np.array([(B_local[i] if K > 1 else B) @ w[i] for i in range(N)])
+
+    iterates = [agent_parameters()] if average_from == 0 else []
     if 0 in record_steps:
         record()
     diverged = -1
@@ -184,9 +195,13 @@ def reference_run(problem: Any, algorithm: str = "personalized", *, steps: int, 
             theta = step.fedtd_average(theta)
         if not shared and round_now and algorithm == "lowrank_svd":
             theta = step.lowrank_projection(theta, r).theta
+        if average_from is not None and t + 1 >= average_from:
+            iterates.append(agent_parameters())
         if t + 1 in record_steps:
             record()
 
     return ReferenceResult(theta=current_theta(), eta=eta, B=B if shared else None,
                            heads=w if shared else None, diverged=diverged,
-                           record_steps=list(record_steps), **result)
+                           record_steps=list(record_steps),
+                           averaged_theta=np.mean(iterates, axis=0) if iterates else None,
+                           **result)

@@ -30,6 +30,9 @@ alpha_t, c_eta, c_B         ``alpha``, ...         step size and single-timescal
 chi                         ``misalignment``       max_i ||(I - B*B*^T) A_i B*||_2
 lambda_w                    ``head_diversity``     sigma_min(W*)^2 / N
 dist(B, B*)                 ``principal_angle_distance``  ||(I - B*B*^T) B||_2 = sin(theta_max)
+theta-bar_i                 ``averaged_theta[i]``  Polyak-Ruppert average of theta_t^i, t >= a
+a                           ``average_from``       first averaged iterate (simulate.run)
+q, k                        ``switch_probability``, ``n_clusters``  metastable chains
 ==========================  =====================  ========================================
 """
 

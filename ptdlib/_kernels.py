@@ -61,6 +61,13 @@ must be finite with absolute entries <= ``threshold``; otherwise the seed stops 
 returns the number of completed iterations (its divergence step). A numerically rank-deficient
 B~ (R_kk <= dim eps max_j R_jj, the test of `subspace.qr_retraction`) counts as divergence.
 
+Running average (``average_from``, `ptdlib.simulate`). The kernels take ``avg_from`` and
+``theta_sum`` (N x dim per seed): after every iteration t with t + 1 >= avg_from that did not
+diverge they add the agents' parameters theta_{t+1}^i (B w_i, the agent's own copy B^i w_i
+between rounds when K > 1, or theta_i) to ``theta_sum``, O(dim rank) per agent. Off, avg_from
+is larger than any iteration and ``theta_sum`` is empty: the default path only compares two
+integers per iteration and computes what it computed before, bit for bit.
+
 Record layout: ``records[s, g]`` = (parameter error, relative parameter error, head error, gain
 error) at global record g (NaN where not applicable); ``snapshots[s, g - offset]`` holds what
 the subspace distances are computed from (the basis B, the Gram matrix Theta Theta^T, or the
@@ -564,6 +571,15 @@ def snapshot_distances(snapshots, B_star, kind, out) -> None:
 
 
 @_inline
+def _td_error(reward, gain, next_row, row, head) -> float:
+    """delta = r - eta + (c_{t+1} - c_t)^T w (td_error) with c = B^T phi(s), rows of length r."""
+    delta = reward - gain
+    for k in range(head.shape[0]):
+        delta += (next_row[k] - row[k]) * head[k]
+    return delta
+
+
+@_inline
 def _project(w, i, radius) -> None:
     """w_i <- w_i R / ||w_i|| if ||w_i|| > R (head_projection; heads inside keep their bits)."""
     norm = 0.0
@@ -608,6 +624,25 @@ def _retract(BT, R, w, rebase, retraction, radius, threshold) -> bool:
     if rebase:
         ok &= _rebase(w, R, retraction != POLAR, radius, threshold)
     return ok
+
+
+@_jit
+def _add_shared_parameters(BT, w, theta_sum, lo, hi) -> None:
+    """theta_sum[i] += B w_i for agents lo..hi-1, from BT = B^T (rank x dim)."""
+    rank, dim = BT.shape
+    for i in range(lo, hi):
+        for a in range(dim):
+            acc = 0.0
+            for k in range(rank):
+                acc += BT[k, a] * w[i, k]
+            theta_sum[i, a] += acc
+
+
+@_jit
+def _add_copy_parameters(BL, w, theta_sum) -> None:
+    """theta_sum[i] += B^i w_i, each agent with its own copy BL[i] = (B^i)^T (K > 1)."""
+    for i in range(w.shape[0]):
+        _add_shared_parameters(BL[i], w, theta_sum, i, i + 1)
 
 
 @_jit
@@ -723,9 +758,7 @@ def _agent_block(lo, hi, j, alpha, rep, heads, dense, BT, C, stamp, w, eta, stat
     HEADS_FIRST (personalized only: rep and heads together) accumulates delta'_i w_{t+1}^T
     after the head step instead, with delta' from the new head and the old gain.
 
-    The readings' few lines (the projection, delta') are written out here and in
-    `_shared_copies_seed`, as the default path's are: the hot loop calls no per-agent helper
-    but `_row`, which numba inlines.
+    The per-agent helpers (`_row`, `_td_error`, `_project`) are inlined into the loop by numba.
     """
     order, gain, _, radius = switches
     _sample_all(P_table, mu_table, chain, sampling, state, uniforms, j, lo, hi, cur, nxt)
@@ -740,9 +773,7 @@ def _agent_block(lo, hi, j, alpha, rep, heads, dense, BT, C, stamp, w, eta, stat
         if not dense:
             _row(C, stamp, j, Phi, BT, s0)
             _row(C, stamp, j, Phi, BT, s1)
-        delta = reward - eta[i]
-        for k in range(rank):
-            delta += (C[s1, k] - C[s0, k]) * w[i, k]
+        delta = _td_error(reward, eta[i], C[s1], C[s0], w[i])
         eta_t = eta[i]
         eta[i] += c_eta * alpha * (delta if gain == GAIN_TD else reward - eta_t)
         ok &= abs(eta[i]) <= threshold
@@ -756,20 +787,12 @@ def _agent_block(lo, hi, j, alpha, rep, heads, dense, BT, C, stamp, w, eta, stat
         if heads:
             for k in range(rank):
                 w[i, k] += alpha * delta * C[s0, k]
-            if radius < np.inf:  # head_projection: w <- w R / ||w|| if ||w|| > R
-                norm = 0.0
-                for k in range(rank):
-                    norm += w[i, k] * w[i, k]
-                norm = np.sqrt(norm)
-                if norm > radius:
-                    for k in range(rank):
-                        w[i, k] *= radius / norm
+            if radius < np.inf:
+                _project(w, i, radius)
             for k in range(rank):
                 ok &= abs(w[i, k]) <= threshold
         if rep and order == HEADS_FIRST:  # delta' from the new head and the old gain
-            delta = reward - eta_t
-            for k in range(rank):
-                delta += (C[s1, k] - C[s0, k]) * w[i, k]
+            delta = _td_error(reward, eta_t, C[s1], C[s0], w[i])
             if touched_at[s0] != j:
                 touched_at[s0] = j
                 touched[n_touched] = s0
@@ -826,14 +849,15 @@ def _finish_step(j, t, beta, rep, BT, w, eta, Phi, M_blocks, touched_blocks, cou
 def _shared_seed_body(BT, w, eta, state, Phi, rewards, P_table, mu_table, chain, sampling, uniforms,
                       normals, sigma, alphas, betas, t_start, algorithm, tau, rebase, c_eta,
                       switches, threshold, record_at, rec_offset, theta_star, J, rel_weight,
-                      records, snapshots):
+                      records, snapshots, avg_from, theta_sum):
     """Period K = 1: one shared basis, averaged and retracted after every representation step.
 
     Agents are processed in fixed blocks of AGENT_BLOCK (each with its own M), summed in block
     order, so the arithmetic is the same whether the blocks run one after the other
     (`_shared_seed`) or in parallel (`_shared_seed_parallel`). With N >= n_states every row
     C[s] is computed up front (dense); with fewer agents only the visited rows are, on demand,
-    so one agent costs O(dim rank) per iteration, not O(n_states dim rank).
+    so one agent costs O(dim rank) per iteration, not O(n_states dim rank). The running sum
+    of B w_i (module docstring, "Running average") is one serial pass over the agents.
     """
     n_states = Phi.shape[0]
     n_agents, rank = w.shape
@@ -871,6 +895,8 @@ def _shared_seed_body(BT, w, eta, state, Phi, rewards, P_table, mu_table, chain,
                                 snapshots, oks.all())
         if diverged >= 0:
             return diverged
+        if t + 1 >= avg_from:  # one call, out of line: the default loop stays as it was
+            _add_shared_parameters(BT, w, theta_sum, 0, n_agents)
     return -1
 
 
@@ -899,7 +925,8 @@ def _average_copies(BL, BT) -> None:
 def _shared_copies_seed(BT, BL, w, eta, state, Phi, rewards, P_table, mu_table, chain, sampling,
                         uniforms, normals, sigma, alphas, betas, t_start, total_steps, period,
                         algorithm, tau, rebase, c_eta, switches, threshold, record_at,
-                        rec_offset, theta_star, J, rel_weight, records, snapshots):
+                        rec_offset, theta_star, J, rel_weight, records, snapshots, avg_from,
+                        theta_sum):
     """Period K > 1: each agent steps its own copy BL[i] = (B^i)^T; rounds every K iterations."""
     order, gain, retraction, radius = switches
     dim = Phi.shape[1]
@@ -923,9 +950,7 @@ def _shared_copies_seed(BT, BL, w, eta, state, Phi, rewards, P_table, mu_table, 
             for k in range(rank):
                 c[0, k] = _dot(Phi[s0], BL[i, k])
                 c[1, k] = _dot(Phi[s1], BL[i, k])
-            delta = reward - eta[i]
-            for k in range(rank):
-                delta += (c[1, k] - c[0, k]) * w[i, k]
+            delta = _td_error(reward, eta[i], c[1], c[0], w[i])
             eta_t = eta[i]
             eta[i] += c_eta * alpha * (delta if gain == GAIN_TD else reward - eta_t)
             ok &= abs(eta[i]) <= threshold
@@ -937,20 +962,12 @@ def _shared_copies_seed(BT, BL, w, eta, state, Phi, rewards, P_table, mu_table, 
             if heads:
                 for k in range(rank):
                     w[i, k] += alpha * delta * c[0, k]
-                if radius < np.inf:  # head_projection
-                    norm = 0.0
-                    for k in range(rank):
-                        norm += w[i, k] * w[i, k]
-                    norm = np.sqrt(norm)
-                    if norm > radius:
-                        for k in range(rank):
-                            w[i, k] *= radius / norm
+                if radius < np.inf:
+                    _project(w, i, radius)
                 for k in range(rank):
                     ok &= abs(w[i, k]) <= threshold
             if rep and order == HEADS_FIRST:  # delta' from the new head and the old gain
-                delta = reward - eta_t
-                for k in range(rank):
-                    delta += (c[1, k] - c[0, k]) * w[i, k]
+                delta = _td_error(reward, eta_t, c[1], c[0], w[i])
                 for k in range(rank):
                     x = betas[j] * delta * w[i, k]
                     for a in range(dim):
@@ -962,6 +979,8 @@ def _shared_copies_seed(BT, BL, w, eta, state, Phi, rewards, P_table, mu_table, 
                 BL[i] = BT
         if not ok:
             return t + 1
+        if t + 1 >= avg_from:
+            _add_copy_parameters(BL, w, theta_sum)
         if record_at[j] >= 0:
             g = record_at[j]
             record_shared(BT, w, eta, theta_star, J, rel_weight, records[g],
@@ -1018,7 +1037,8 @@ def _project_thetas(theta, rank) -> None:
 @_jit
 def _theta_seed(theta, eta, state, Phi, rewards, P_table, mu_table, chain, sampling, uniforms,
                 normals, sigma, alphas, t_start, total_steps, period, algorithm, rank, c_eta, gain,
-                threshold, record_at, rec_offset, theta_star, J, rel_weight, records, snapshots):
+                threshold, record_at, rec_offset, theta_star, J, rel_weight, records, snapshots,
+                avg_from, theta_sum):
     """Full-parameter baselines: local TD, plus averaging (fedtd) or projection (lowrank_svd)."""
     dim = Phi.shape[1]
     n_agents = theta.shape[0]
@@ -1049,6 +1069,8 @@ def _theta_seed(theta, eta, state, Phi, rewards, P_table, mu_table, chain, sampl
                 _average_thetas(theta)
             else:
                 _project_thetas(theta, rank)
+        if t + 1 >= avg_from:
+            theta_sum += theta
         if record_at[j] >= 0:
             g = record_at[j]
             record_theta(theta, eta, theta_star, J, rel_weight, algorithm, records[g],
@@ -1060,14 +1082,17 @@ def _theta_seed(theta, eta, state, Phi, rewards, P_table, mu_table, chain, sampl
 def shared_chunk(B, B_local, w, eta, state, diverged, Phi, rewards, P_table, mu_table,
                  chain, sampling, uniforms, normals, sigma, alphas, betas, t_start, total_steps,
                  period, algorithm, tau, rebase, c_eta, switches, threshold, record_at,
-                 rec_offset, theta_star, J, rel_weight, records, snapshots) -> None:
+                 rec_offset, theta_star, J, rel_weight, records, snapshots, avg_from,
+                 theta_sum) -> None:
     """Advance every live seed of a shared-representation run by one chunk, seeds in parallel.
 
     ``B`` (seeds, dim, rank) and, when period > 1, the agents' copies ``B_local`` (seeds, N,
     dim, rank; empty when period = 1) are updated in place. ``diverged[s]`` < 0 marks a live
     seed and receives the divergence step. ``uniforms`` is (seeds, N, steps, draws per step),
     ``normals`` (seeds, N, steps) or (seeds, N, 0) without reward noise. ``alphas`` and
-    ``betas`` are the chunk's head and basis steps, ``switches`` the reading (module docstring).
+    ``betas`` are the chunk's head and basis steps, ``switches`` the reading (module docstring);
+    ``theta_sum`` (seeds, N, dim) receives the running sum from iteration ``avg_from`` on
+    (empty, (seeds, 0, dim), when off).
     """
     for s in prange(B.shape[0]):
         if diverged[s] >= 0:
@@ -1078,14 +1103,14 @@ def shared_chunk(B, B_local, w, eta, state, diverged, Phi, rewards, P_table, mu_
                 BT, w[s], eta[s], state[s], Phi, rewards, P_table, mu_table, chain, sampling,
                 uniforms[s], normals[s], sigma, alphas, betas, t_start, algorithm, tau, rebase,
                 c_eta, switches, threshold, record_at, rec_offset, theta_star, J, rel_weight,
-                records[s], snapshots[s])
+                records[s], snapshots[s], avg_from, theta_sum[s])
         else:
             BL = np.ascontiguousarray(B_local[s].transpose(0, 2, 1))
             diverged[s] = _shared_copies_seed(
                 BT, BL, w[s], eta[s], state[s], Phi, rewards, P_table, mu_table, chain, sampling,
                 uniforms[s], normals[s], sigma, alphas, betas, t_start, total_steps, period,
                 algorithm, tau, rebase, c_eta, switches, threshold, record_at, rec_offset,
-                theta_star, J, rel_weight, records[s], snapshots[s])
+                theta_star, J, rel_weight, records[s], snapshots[s], avg_from, theta_sum[s])
             B_local[s] = BL.transpose(0, 2, 1)
         B[s] = BT.T
 
@@ -1094,7 +1119,7 @@ def shared_chunk(B, B_local, w, eta, state, diverged, Phi, rewards, P_table, mu_
 def theta_chunk(theta, eta, state, diverged, Phi, rewards, P_table, mu_table, chain, sampling,
                 uniforms, normals, sigma, alphas, t_start, total_steps, period, algorithm, rank,
                 c_eta, gain, threshold, record_at, rec_offset, theta_star, J, rel_weight, records,
-                snapshots) -> None:
+                snapshots, avg_from, theta_sum) -> None:
     """Advance every live seed of a full-parameter baseline by one chunk, seeds in parallel;
     ``gain`` is the gain update's code (GAIN_REWARD or GAIN_TD)."""
     for s in prange(theta.shape[0]):
@@ -1104,14 +1129,15 @@ def theta_chunk(theta, eta, state, diverged, Phi, rewards, P_table, mu_table, ch
             theta[s], eta[s], state[s], Phi, rewards, P_table, mu_table, chain, sampling,
             uniforms[s], normals[s], sigma, alphas, t_start, total_steps, period, algorithm,
             rank, c_eta, gain, threshold, record_at, rec_offset, theta_star, J, rel_weight,
-            records[s], snapshots[s])
+            records[s], snapshots[s], avg_from, theta_sum[s])
 
 
 @njit(cache=True)
 def shared_chunk_by_agents(B, w, eta, state, diverged, Phi, rewards, P_table, mu_table,
                            chain, sampling, uniforms, normals, sigma, alphas, betas, t_start,
                            algorithm, tau, rebase, c_eta, switches, threshold, record_at,
-                           rec_offset, theta_star, J, rel_weight, records, snapshots) -> None:
+                           rec_offset, theta_star, J, rel_weight, records, snapshots, avg_from,
+                           theta_sum) -> None:
     """`shared_chunk` for period 1 with the agents' blocks in parallel, seeds one after another.
 
     For few seeds and many agents (N >= n_states, so the rows C are dense and the blocks share
@@ -1125,5 +1151,5 @@ def shared_chunk_by_agents(B, w, eta, state, diverged, Phi, rewards, P_table, mu
             BT, w[s], eta[s], state[s], Phi, rewards, P_table, mu_table, chain, sampling,
             uniforms[s], normals[s], sigma, alphas, betas, t_start, algorithm, tau, rebase, c_eta,
             switches, threshold, record_at, rec_offset, theta_star, J, rel_weight, records[s],
-            snapshots[s])
+            snapshots[s], avg_from, theta_sum[s])
         B[s] = BT.T

@@ -6,7 +6,8 @@ Primer
 sampled (markov or iid) simulation in chunks that end on multiples of ``every``; after each
 such chunk it writes the whole state to ``path`` (atomically: a temporary file, then a rename):
 the iterates (B, local copies, heads w, gains eta, parameters theta, current states, divergence
-flags), the records so far and every agent's bit-generator state. If ``path`` exists when `run`
+flags, the running sum of ``average_from``), the records so far and every agent's bit-generator
+state. If ``path`` exists when `run`
 starts, it resumes from there. The simulator's draws are consumed in the same order whatever
 the chunking (`ptdlib.simulate`, "Randomness"), so a resumed run returns a `Trace` bit-identical
 to an uninterrupted ``simulate.run`` with the same arguments. The file is left in place at the
@@ -36,7 +37,7 @@ from ptdlib._validation import check_positive_int
 __all__ = ["run"]
 
 STATE_FIELDS = ("B", "B_local", "w", "eta", "theta", "states", "diverged", "records",
-                "distances")
+                "distances", "theta_sum")
 
 
 def _fingerprint(problem: Any, algorithm: str, sampling: str, options: dict[str, Any]) -> str:
@@ -72,7 +73,8 @@ def _load(path: Path, fingerprint: str, st: Any, streams: list) -> int:
             raise ValueError(f"path: checkpoint {str(path)!r} was written by a different run "
                              f"(problem or options differ); delete it to start afresh")
         for name in STATE_FIELDS:
-            getattr(st, name)[...] = saved[name]
+            if name in saved.files or getattr(st, name).size:  # no running sum before issue 14
+                getattr(st, name)[...] = saved[name]
         states = iter(json.loads(str(saved["generators"])))
         for pair in streams:
             for group in pair:
@@ -117,7 +119,7 @@ def run(problem: Any, algorithm: str = "personalized", *, path: str | Path, ever
                 "communication_period": 1, "rebase_heads": False, "c_eta": 1.0, "c_B": 1.0,
                 "tau": 1, "divergence_threshold": None, "progress": False,
                 "update_order": "simultaneous", "gain_update": "reward", "head_radius": None,
-                "retraction": "qr", "representation_step_size": None}
+                "retraction": "qr", "representation_step_size": None, "average_from": None}
     unknown = sorted(set(options) - set(defaults) - {"steps", "step_size", "seeds"})
     if unknown or options.get("progress"):
         raise ValueError(f"options: not accepted by checkpoint.run: {unknown or ['progress']}")
@@ -126,7 +128,10 @@ def run(problem: Any, algorithm: str = "personalized", *, path: str | Path, ever
     arr = simulate._kernel_arrays(problem)
     st = simulate._initial_state(problem, cfg)
     sampler = simulate._sampler(problem, cfg, arr, min(cfg.steps, every))
-    fingerprint = _fingerprint(problem, cfg.algorithm, cfg.sampling, full)
+    # Without a running average the fingerprint is the one checkpoints had before the option.
+    fingerprint = _fingerprint(problem, cfg.algorithm, cfg.sampling,
+                               {k: v for k, v in full.items()
+                                if k != "average_from" or v is not None})
     if path.exists():
         t = _load(path, fingerprint, st, sampler.streams)
     else:

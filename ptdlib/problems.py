@@ -51,6 +51,16 @@ Knobs
   re-solve them with `td.td_fixed_point`, and
   `Problem.from_arrays` solves them for arbitrary rewards), sigma_{r+1}/sigma_1 > 0, and B_star,
   heads_star are refitted as the best rank-r subspace of Theta* (top-r left singular vectors).
+- bellman_residual sigma >= 0: a fixed per-state reward component eps_i added to every agent,
+  orthogonal to the constant and to the features in agent i's stationary inner product,
+  mu_i^T eps_i = 0 and Phi^T D_i eps_i = 0, with mu_i-weighted RMS sqrt(sum_s mu_i(s) eps_i(s)^2)
+  = sigma. The fixed point of average-reward TD solves Phi^T D_i (r_i - J_i 1 + (P_i - I) Phi
+  theta) = 0 with J_i = mu_i^T r_i, and eps_i enters neither equation: J_i, theta_i* = B* w_i*,
+  B*, W* stay exactly planted. What changes is the Bellman residual of theta_i*, statewise
+  r_i(s) - J_i + (P_i Phi theta_i*)(s) - phi(s)^T theta_i* = eps_i(s), zero for every s at
+  sigma = 0. At sigma = 0 the TD noise at theta* is a martingale difference given s_t, so
+  Markovian sampling adds a bias but no variance term in alpha tau_mix; sigma > 0 switches
+  that variance term on without touching the targets.
 
 Head diversity and identifiability
 ----------------------------------
@@ -72,14 +82,16 @@ cannot span R^r, lambda_w = 0 and B* is not identifiable: the factories warn
 Randomness
 ----------
 `shared_subspace_problem` draws everything from ONE Generator in this fixed order: features,
-B*, heads W* (N x r), gains J (N,), P_base (n x n), Q (N x n x n), then, last, the
-misspecification directions (N x d) only when m > 0. The draws never depend on heterogeneity,
-laziness, reward_noise, head_spread or m, so problems built from one seed with different knob
-values share Phi, B*, the drawn heads, J, P_base and Q_i (common random numbers across a sweep
-of a knob). Because array sizes depend on N, problems drawn with different N do NOT share their
-first agents; for common random numbers across N build one problem and take `Problem.subset`,
-or replicate a fixed pool with `Problem.from_pool` (agent i uses pool agent i mod M, so
-heterogeneity and head diversity do not change with N; docs/checks.md).
+B*, heads W* (N x r), gains J (N,), P_base (n x n), Q (N x n x n), then the
+misspecification directions (N x d) only when m > 0 and, last, the Bellman residuals' Gaussian
+draw (N x n) only when sigma = bellman_residual > 0. The draws never depend on heterogeneity,
+laziness, reward_noise, head_spread, m or sigma, so problems built from one seed with different
+knob values share Phi, B*, the drawn heads, J, P_base and Q_i (common random numbers across a
+sweep of a knob); turning sigma on changes the rewards only. Because array sizes depend on N,
+problems drawn with different N do NOT share their first agents; for common random numbers
+across N build one problem and take `Problem.subset`, or replicate a fixed pool with
+`Problem.from_pool` (agent i uses pool agent i mod M, so heterogeneity and head diversity do not
+change with N; docs/checks.md).
 
 Misalignment at fixed heterogeneity (`product_chain_problem`)
 -----------------------------------------------------------
@@ -91,22 +103,40 @@ while the chains (heterogeneity h), the nuisance features and the balanced heads
 (lambda_w = HEAD_NORM^2 / r) stay those of one draw. It separates the filtering of misaligned
 signals from heterogeneity and head diversity.
 
+Slow mixing at fixed local dynamics (`metastable_problem`)
+----------------------------------------------------------
+Laziness slows mixing by slowing every move, the mean dynamics included (A_i is multiplied by
+1 - l). A metastable chain slows only the moves between k clusters of states
+(`cluster_labels`): P_i = (1 - q) W_i + q S, W_i fast random dynamics inside each cluster, S a
+switch to a uniformly chosen other cluster (landing uniformly in it). The clusters form a
+lumped chain with eigenvalue 1 - k q / (k - 1), so tau_mix grows like 1/q while W_i, the
+features, B*, the heads and the gains stay those of one draw; rewards are planted as above
+(theta_i* = B* w_i* exactly). As q -> 0, A_i tends to Phi^T D_i (W_i - I) Phi, which stays
+negative definite unless span(Phi) comes close to the functions constant on clusters (random
+features do not: with n = 30, d = 8, k = 3 the margin omega moved from 0.0110 to 0.0101 while
+t_mix went from 3 to 262, q from 0.2 to 0.0025).
+`metastable_chain` is the bare chain (uniform inside the clusters by default, with closed-form
+mu, spectrum and d(t): `theory.metastable_tv`).
+
 Textbook chains (`two_state_chain`, `lazy_cycle`, `lazy_hypercube`, `hypercube_hamming_lumped`,
-`random_dense_chain`) return the (n, n) transition matrix: the mixing notebook works with the
-matrices themselves; stack them (``P[None]``) and pass them to `Problem.from_arrays` for TD.
+`random_dense_chain`, `metastable_chain`) return the (n, n) transition matrix: the mixing
+notebook works with the matrices themselves; stack them (``P[None]``) and pass them to
+`Problem.from_arrays` for TD.
 
 References
 ----------
 Tsitsiklis & Van Roy (1999), Average cost temporal-difference learning, Automatica 35.
 Levin, Peres & Wilmer (2017), Markov Chains and Mixing Times, 2nd ed., Sections 2.3, 12.3, 12.4.
+Kemeny & Snell (1976), Finite Markov Chains, Section 6.3 (lumpability; metastable chains).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import warnings
+from collections.abc import Sequence
 from functools import cached_property
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -114,11 +144,13 @@ from numpy.typing import ArrayLike
 from ptdlib import _kernels, markov, subspace, td, theory
 from ptdlib._validation import (
     FloatArray,
+    IntArray,
     RngLike,
     as_float_array,
     check_in_range,
     check_orthonormal,
     check_positive_int,
+    check_row_stochastic,
 )
 
 #: Norm of every planted head w_i* (and of every planted theta_i* = B* w_i*).
@@ -490,7 +522,7 @@ def shared_subspace_problem(n_agents: int, n_states: int, dim: int, rank: int, *
                             heterogeneity: float = 0.5, laziness: float = 0.0,
                             reward_noise: float = 0.0, misspecification: float = 0.0,
                             head_spread: float = 1.0, balanced_heads: bool = False,
-                            rng: RngLike = None) -> Problem:
+                            bellman_residual: float = 0.0, rng: RngLike = None) -> Problem:
     """Planted problem: theta_i* = B* w_i* exactly, or pushed off span(B*) by misspecification.
 
     Parameters
@@ -515,6 +547,11 @@ def shared_subspace_problem(n_agents: int, n_states: int, dim: int, rank: int, *
         so that lambda_w = HEAD_NORM^2 / r exactly for every N (module docstring); needs
         head_spread = 1 and N >= r. With misspecification > 0 the returned heads are the refit
         of Theta* and their lambda_w is close to, not exactly, HEAD_NORM^2 / r.
+    bellman_residual : float >= 0
+        sigma: mu_i-weighted RMS of a fixed reward component eps_i with mu_i^T eps_i = 0 and
+        Phi^T D_i eps_i = 0, which leaves J_i and theta_i* exactly planted and makes eps_i the
+        statewise Bellman residual of theta_i* (module docstring, Knobs). 0 (default): no draw,
+        the residual is zero in every state.
     rng : int, SeedSequence, Generator or None
         One Generator feeds every draw, in the order of the module docstring.
 
@@ -526,7 +563,11 @@ def shared_subspace_problem(n_agents: int, n_states: int, dim: int, rank: int, *
 
     Notes
     -----
-    r_i = J_i 1 + (I - P_i) Phi (B* w_i* + u_i), u_i perp span(B*), ||u_i|| = m HEAD_NORM.
+    r_i = J_i 1 + (I - P_i) Phi (B* w_i* + u_i) + eps_i, u_i perp span(B*), ||u_i|| = m HEAD_NORM,
+    eps_i = 0 at sigma = 0. Why eps_i leaves the targets alone: the TD fixed point solves
+    Phi^T D_i (r_i - J_i 1 + (P_i - I) Phi theta_i) = 0 with J_i = mu_i^T r_i, and eps_i adds
+    mu_i^T eps_i = 0 to J_i and Phi^T D_i eps_i = 0 to the equation; the Bellman residual
+    r_i - J_i 1 + (P_i - I) Phi theta_i* becomes eps_i, non-zero state by state.
 
     References
     ----------
@@ -539,8 +580,33 @@ def shared_subspace_problem(n_agents: int, n_states: int, dim: int, rank: int, *
     _check_dim(dim, n_states)
     heterogeneity = check_in_range(heterogeneity, "heterogeneity", 0.0, 1.0)
     laziness = check_in_range(laziness, "laziness", 0.0, 1.0, high_open=True)
+    knobs = _check_planting(n_agents, dim, rank, reward_noise, misspecification, head_spread,
+                            balanced_heads, bellman_residual)
+    _warn_if_not_identifiable(n_agents, rank)
+
+    gen = np.random.default_rng(rng)
+    features, B_star, heads, J = _planted_parts(n_agents, n_states, dim, rank, knobs, gen)
+    P = _planted_kernels(n_agents, n_states, heterogeneity, laziness, gen)
+    return _planted_problem(P, features, B_star, heads, J, knobs, gen)
+
+
+class _Planting(NamedTuple):
+    """The validated knobs that plant rewards and heads (shared by the planted factories)."""
+
+    reward_noise: float
+    misspecification: float
+    head_spread: float
+    balanced_heads: bool
+    bellman_residual: float = 0.0
+
+
+def _check_planting(n_agents: int, dim: int, rank: int, reward_noise: Any,
+                    misspecification: Any, head_spread: Any, balanced_heads: Any,
+                    bellman_residual: Any = 0.0) -> _Planting:
+    """Validate the planting knobs of `shared_subspace_problem` (ValueError names the knob)."""
     reward_noise = check_in_range(reward_noise, "reward_noise", 0.0, np.inf, high_open=True)
     m = check_in_range(misspecification, "misspecification", 0.0, np.inf, high_open=True)
+    sigma = check_in_range(bellman_residual, "bellman_residual", 0.0, np.inf, high_open=True)
     head_spread = check_in_range(head_spread, "head_spread", 0.0, 1.0)
     if not isinstance(balanced_heads, bool | np.bool_):
         raise ValueError(f"balanced_heads must be a bool; got {balanced_heads!r}")
@@ -550,26 +616,74 @@ def shared_subspace_problem(n_agents: int, n_states: int, dim: int, rank: int, *
     if m > 0 and rank == dim:
         raise ValueError("misspecification > 0 needs rank < dim (a direction orthogonal to "
                          f"span(B*)); got misspecification={m}, rank = dim = {dim}")
-    _warn_if_not_identifiable(n_agents, rank)
+    return _Planting(reward_noise, m, head_spread, bool(balanced_heads), sigma)
 
-    gen = np.random.default_rng(rng)
+
+def _planted_parts(n_agents: int, n_states: int, dim: int, rank: int, knobs: _Planting,
+                   gen: np.random.Generator) -> tuple[FloatArray, FloatArray, FloatArray,
+                                                      FloatArray]:
+    """Features, B*, heads W* and gains J, drawn in this order (module docstring)."""
     features = random_features(n_states, dim, gen)
     B_star = subspace.haar_orthonormal(dim, rank, gen)
-    heads = _planted_heads(n_agents, rank, gen, head_spread, bool(balanced_heads))
+    heads = _planted_heads(n_agents, rank, gen, knobs.head_spread, knobs.balanced_heads)
     J = gen.uniform(0.0, 1.0, size=n_agents)
-    P = _planted_kernels(n_agents, n_states, heterogeneity, laziness, gen)
+    return features, B_star, heads, J
 
+
+def _planted_problem(P: FloatArray, features: FloatArray, B_star: FloatArray, heads: FloatArray,
+                     J: FloatArray, knobs: _Planting, gen: np.random.Generator) -> Problem:
+    """r_i = J_i 1 + (I - P_i) Phi theta_i*, theta_i* = B* w_i* (+ u_i when misspecified)."""
+    rank = B_star.shape[1]
     # Products by _kernels.matmul, not BLAS, here and below: the same problem on every machine.
     theta = _kernels.matmul(heads, B_star.T)
-    if m > 0:
+    if knobs.misspecification > 0:
         # Still exactly realisable, with theta_i* + u_i in place of theta_i*: no solve needed.
-        theta += _orthogonal_directions(n_agents, B_star, gen) * (m * HEAD_NORM)
+        theta += (_orthogonal_directions(heads.shape[0], B_star, gen)
+                  * (knobs.misspecification * HEAD_NORM))
         B_star, heads = _top_subspace(theta, rank)
     rewards = _bellman_difference(P, _kernels.matmul(theta, features.T))
     rewards += J[:, None]
-    return Problem(P=P, rewards=rewards, features=features,
-                   mu=markov.stationary_distributions(P), average_reward=J, theta_star=theta,
-                   B_star=B_star, heads_star=heads, reward_noise=reward_noise, rank=rank)
+    mu = markov.stationary_distributions(P)
+    if knobs.bellman_residual > 0:  # drawn last: every other field keeps its bits
+        z = gen.standard_normal(mu.shape)
+        rewards += knobs.bellman_residual * _residual_orthogonal_to_features(mu, features, z)
+    return Problem(P=P, rewards=rewards, features=features, mu=mu, average_reward=J,
+                   theta_star=theta, B_star=B_star, heads_star=heads,
+                   reward_noise=knobs.reward_noise, rank=rank)
+
+
+def _residual_orthogonal_to_features(mu: FloatArray, Phi: FloatArray, z: FloatArray) -> FloatArray:
+    """z with span([1, Phi]) projected out in each mu_i-weighted inner product, unit mu_i-RMS.
+
+    Parameters
+    ----------
+    mu : (n_agents, n_states)
+        Stationary distributions mu_i (positive entries).
+    Phi : (n_states, dim)
+        Features; X = [1, Phi] has full column rank (1 is outside span(Phi)).
+    z : (n_agents, n_states)
+        Draws to project (standard normal in the factories).
+
+    Returns
+    -------
+    (n_agents, n_states) ndarray
+        eps_i with mu_i^T eps_i = 0, Phi^T D_i eps_i = 0 and sum_s mu_i(s) eps_i(s)^2 = 1.
+
+    Notes
+    -----
+        eps_i = c_i (z_i - X (X^T D_i X)^{-1} X^T D_i z_i) = c_i D_i^{-1/2} (I - Q_i Q_i^T) y_i,
+
+    with D_i = diag(mu_i), y_i = D_i^{1/2} z_i, Q_i the orthonormal factor of D_i^{1/2} X
+    (compiled Gram-Schmidt: the same bits on every machine) and c_i > 0 the inverse of
+    ||(I - Q_i Q_i^T) y_i||, the mu_i-RMS of the projection.
+    """
+    root = np.sqrt(mu)
+    X = np.concatenate([np.ones((Phi.shape[0], 1)), Phi], axis=1)
+    Q = _kernels.orthonormal_factor(root[:, :, None] * X[None])
+    y = root * z
+    y -= _kernels.matmul(Q, _kernels.matmul(y[:, None, :], Q).transpose(0, 2, 1))[:, :, 0]
+    y /= np.sqrt(np.sum(y * y, axis=1, keepdims=True))
+    return y / root
 
 
 def product_chain_problem(n_agents: int, n_states: int, dim: int, rank: int, *,
@@ -665,6 +779,210 @@ def product_chain_problem(n_agents: int, n_states: int, dim: int, rank: int, *,
     return Problem(P=P, rewards=rewards, features=features,
                    mu=markov.stationary_distributions(P), average_reward=J, theta_star=theta,
                    B_star=B_star, heads_star=heads, reward_noise=reward_noise, rank=rank)
+
+
+def cluster_labels(n_states: int, n_clusters: int,
+                   cluster_sizes: Sequence[int] | None = None) -> IntArray:
+    """Cluster of each state: states 0..m_1 - 1 form cluster 0, the next m_2 cluster 1, ...
+
+    Parameters
+    ----------
+    n_states : int
+        n >= 2.
+    n_clusters : int
+        k, 2 <= k <= n.
+    cluster_sizes : sequence of k ints, optional
+        m_1, ..., m_k >= 1 with sum n. Default: as equal as possible, the first n mod k clusters
+        one state larger (m_c = n // k + [c < n mod k]).
+
+    Returns
+    -------
+    (n_states,) int ndarray
+        c(s) in 0..k-1, non-decreasing in s.
+    """
+    return np.repeat(np.arange(n_clusters), _cluster_sizes(n_states, n_clusters, cluster_sizes))
+
+
+def _cluster_sizes(n_states: Any, n_clusters: Any, cluster_sizes: Any) -> IntArray:
+    """Validated sizes m_1..m_k of `cluster_labels` (ValueError names the field and value)."""
+    n_states = check_positive_int(n_states, "n_states", minimum=2)
+    n_clusters = check_positive_int(n_clusters, "n_clusters", minimum=2)
+    if n_clusters > n_states:
+        raise ValueError(f"n_clusters must be <= n_states = {n_states} (every cluster needs a "
+                         f"state); got n_clusters={n_clusters}")
+    if cluster_sizes is None:
+        base, extra = divmod(n_states, n_clusters)
+        return base + (np.arange(n_clusters) < extra).astype(np.int64)
+    sizes = list(cluster_sizes) if isinstance(cluster_sizes, Sequence | np.ndarray) else None
+    if (sizes is None or len(sizes) != n_clusters
+            or not all(isinstance(m, int | np.integer) and not isinstance(m, bool) and m >= 1
+                       for m in sizes)
+            or sum(sizes) != n_states):
+        raise ValueError(f"cluster_sizes must be n_clusters = {n_clusters} integers >= 1 summing "
+                         f"to n_states = {n_states}; got {cluster_sizes!r}")
+    return np.array(sizes, dtype=np.int64)
+
+
+def _switch_kernel(labels: IntArray, sizes: IntArray) -> FloatArray:
+    """S(s, s') = 1 / ((k - 1) m_c(s')) if c(s') != c(s), else 0: leave for a uniform other cluster,
+    land uniformly in it."""
+    k = sizes.size
+    other = labels[:, None] != labels[None, :]
+    return other / ((k - 1) * sizes[labels][None, :])
+
+
+def metastable_chain(n_states: int, n_clusters: int, switch_probability: float, *,
+                     cluster_sizes: Sequence[int] | None = None,
+                     within: ArrayLike | None = None) -> FloatArray:
+    """A chain with k clusters of states: it stays in its cluster, or switches w.p. q per step.
+
+    Parameters
+    ----------
+    n_states : int
+        n >= 2.
+    n_clusters : int
+        k, 2 <= k <= n (`cluster_labels` says which states form which cluster).
+    switch_probability : float in (0, 1)
+        q: the probability of leaving the current cluster at a step.
+    cluster_sizes : sequence of k ints, optional
+        Sizes m_1..m_k summing to n (default: as equal as possible, `cluster_labels`).
+    within : (n, n) or (N, n, n) array_like, optional
+        W: row-stochastic kernel(s) that never leave a cluster (zero outside the diagonal
+        blocks), the fast dynamics inside each cluster. Default: uniform within the cluster,
+        W(s, s') = 1 / m_c(s) for c(s') = c(s), which mixes a cluster in one step.
+
+    Returns
+    -------
+    (n, n) or (N, n, n) ndarray
+        P = (1 - q) W + q S, S(s, s') = 1 / ((k - 1) m_c(s')) for c(s') != c(s), else 0 (leave for
+        a uniformly chosen other cluster and land uniformly in it). Ergodic for every W: P^2 > 0.
+
+    Notes
+    -----
+    The clusters form a Markov chain of their own (the kernel is lumpable): stay w.p. 1 - q, go to
+    each other cluster w.p. q / (k - 1). Its non-unit eigenvalue, with multiplicity k - 1, is
+
+        lambda_q = 1 - k q / (k - 1),
+
+    and, since S maps every function to one constant on clusters, the other eigenvalues of P are
+    (1 - q) times the non-unit eigenvalues of the blocks W_c. So as q -> 0 the slowest mode is
+    the switching, t_rel = (k - 1) / (k q), while the dynamics inside a cluster stay W. With the
+    default (uniform) W: mu(s) = 1 / (k m_c(s)), the other eigenvalues are 0, and for t >= 1
+    d(t) = (1 - 1/k) |lambda_q|^t exactly (`theory.metastable_tv`): after one step the position
+    inside the cluster is uniform, and only the cluster's law is left to mix.
+
+    References
+    ----------
+    Levin, Peres & Wilmer (2017), Section 2.3.1 (lumped chains) and Section 12.1 (spectra);
+    Kemeny & Snell (1976), Finite Markov Chains, Theorem 6.3.2 (lumpability).
+    """
+    sizes = _cluster_sizes(n_states, n_clusters, cluster_sizes)
+    q = check_in_range(switch_probability, "switch_probability", 0.0, 1.0, low_open=True,
+                       high_open=True)
+    labels = np.repeat(np.arange(sizes.size), sizes)
+    same = labels[:, None] == labels[None, :]
+    if within is None:
+        W = same / sizes[labels][:, None]
+    else:
+        W = check_row_stochastic(within, "within")
+        if W.ndim not in (2, 3) or W.shape[-2:] != same.shape:
+            raise ValueError(f"within must be (n_states, n_states) = {same.shape} or a stack of "
+                             f"them; got shape {W.shape}")
+        leaks = np.argwhere((W != 0) & ~same)
+        if leaks.size:
+            index = tuple(int(x) for x in leaks[0])
+            raise ValueError(f"within must keep every cluster (zero outside the diagonal blocks "
+                             f"of cluster_sizes {sizes.tolist()}); got {W[index]:.3g} at index "
+                             f"{index}")
+    return (1.0 - q) * W + q * _switch_kernel(labels, sizes)
+
+
+def _block_dirichlet_rows(shape: tuple[int, ...], same: np.ndarray,
+                          gen: np.random.Generator) -> FloatArray:
+    """Rows Dirichlet(1, ..., 1) on their own cluster: the (..., n, n) Exp(1) draw of
+    `_dirichlet_rows`, masked to the diagonal blocks and normalised."""
+    E = gen.standard_exponential(shape)
+    E *= same
+    E /= E.sum(axis=-1, keepdims=True)
+    return E
+
+
+def metastable_problem(n_agents: int, n_states: int, dim: int, rank: int, *,
+                       n_clusters: int = 2, switch_probability: float = 0.05,
+                       cluster_sizes: Sequence[int] | None = None, heterogeneity: float = 0.5,
+                       reward_noise: float = 0.0, misspecification: float = 0.0,
+                       head_spread: float = 1.0, balanced_heads: bool = False,
+                       bellman_residual: float = 0.0, rng: RngLike = None) -> Problem:
+    """Planted problem on metastable chains: tau_mix ~ 1/q, the dynamics inside clusters fixed.
+
+    Every agent's chain is a `metastable_chain`: k clusters of states, fast random dynamics W_i
+    inside each, and a switch to another cluster with probability q per step. As q falls the
+    chains mix more slowly (t_rel = (k - 1) / (k q) once q is small), while W_i, the features,
+    B*, the heads and the gains stay those of the same draw. Rewards are planted exactly as in
+    `shared_subspace_problem`, so theta_i* = B* w_i* is the TD fixed point exactly.
+
+    Parameters
+    ----------
+    n_agents, n_states, dim, rank : int
+        As for `shared_subspace_problem`: N >= 1, n >= 2, 1 <= d <= n - 1, 1 <= r <= d.
+    n_clusters : int
+        k, 2 <= k <= n.
+    switch_probability : float in (0, 1)
+        q, common to the agents (it sets the mixing time).
+    cluster_sizes : sequence of k ints, optional
+        m_1..m_k >= 1 summing to n (default: as equal as possible, `cluster_labels`).
+    heterogeneity : float in [0, 1]
+        h in W_i = (1 - h) W_base + h W_i': how the agents' dynamics inside the clusters differ.
+        W_base and W_i' have rows Dirichlet(1, ..., 1) on their own cluster.
+    reward_noise, misspecification, head_spread, balanced_heads, bellman_residual
+        As for `shared_subspace_problem`. bellman_residual = sigma > 0 plants a statewise
+        Bellman residual eps_i (mu_i-RMS sigma, mu_i- and Phi^T D_i-orthogonal) that leaves J_i and
+        theta_i* exact: the TD noise at theta* is then no longer a martingale difference given
+        s_t, and the Markov floor's excess over the i.i.d. floor grows with tau_mix ~ 1/q.
+    rng : int, SeedSequence, Generator or None
+        One Generator feeds every draw, in the order of `shared_subspace_problem` with
+        (W_base, W') in place of (P_base, Q), the residual draw last; none depends on q, h or
+        the other knobs, so a sweep of q has common random numbers. With the same seed and sizes
+        the features, B*, heads and gains are those of `shared_subspace_problem`.
+
+    Returns
+    -------
+    Problem
+        P_i = (1 - q) W_i + q S, theta_i* = B* w_i* exactly (m = 0) at every sigma.
+
+    Notes
+    -----
+    r_i = J_i 1 + (I - P_i) Phi theta_i* + eps_i, theta_i* = B* w_i* (+ u_i, u_i perp span(B*),
+    when misspecified), eps_i = 0 at sigma = 0: module docstring, "Planted shared subspace" and
+    "Knobs".
+
+    References
+    ----------
+    docs/setting.md (planted, exactly realisable instances); `metastable_chain` for the spectrum.
+    """
+    n_agents = check_positive_int(n_agents, "n_agents")
+    n_states = check_positive_int(n_states, "n_states", minimum=2)
+    dim = check_positive_int(dim, "dim")
+    rank = _check_rank(rank, dim)
+    _check_dim(dim, n_states)
+    sizes = _cluster_sizes(n_states, n_clusters, cluster_sizes)
+    q = check_in_range(switch_probability, "switch_probability", 0.0, 1.0, low_open=True,
+                       high_open=True)
+    heterogeneity = check_in_range(heterogeneity, "heterogeneity", 0.0, 1.0)
+    knobs = _check_planting(n_agents, dim, rank, reward_noise, misspecification, head_spread,
+                            balanced_heads, bellman_residual)
+    _warn_if_not_identifiable(n_agents, rank)
+
+    gen = np.random.default_rng(rng)
+    features, B_star, heads, J = _planted_parts(n_agents, n_states, dim, rank, knobs, gen)
+    labels = np.repeat(np.arange(sizes.size), sizes)
+    same = labels[:, None] == labels[None, :]
+    W_base = _block_dirichlet_rows((n_states, n_states), same, gen)
+    W = _block_dirichlet_rows((n_agents, n_states, n_states), same, gen)
+    W *= heterogeneity
+    W += (1.0 - heterogeneity) * W_base
+    P = (1.0 - q) * W + q * _switch_kernel(labels, sizes)
+    return _planted_problem(P, features, B_star, heads, J, knobs, gen)
 
 
 def random_features(n_states: int, dim: int, rng: RngLike) -> FloatArray:

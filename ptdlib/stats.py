@@ -21,6 +21,10 @@ uncertainty:
   per-seed ratios with a Student-t interval on the log scale (common random numbers cancel);
 - an *excess* of one group of runs over another (e.g. Markov over i.i.d. floors) is the
   difference of the seed means, its log-log slope bootstrapped by resampling both groups.
+- *constant-step estimators*: the tail (Polyak-Ruppert) average of the iterates over t >= start
+  removes the variance of the floor but not the O(alpha) Markovian bias; the Richardson-Romberg
+  combination 2 theta_bar(alpha) - theta_bar(2 alpha) of two runs at steps alpha and 2 alpha
+  removes the bias's linear term, leaving O(alpha^2).
 - over *several problem instances* (the hard regimes), measurements come as
   ``y`` (n_instances, n_seeds, n_points). The instance is the unit of replication: each
   instance's statistic (its seed-mean, the slope or crossing of its seed-mean curve) is computed
@@ -75,7 +79,9 @@ __all__ = [
     "mean_t_interval",
     "paired_ratio_interval",
     "paired_ratio_over_instances",
+    "polyak_ruppert_average",
     "proportion_interval",
+    "richardson_romberg",
     "tail_mean",
 ]
 
@@ -684,6 +690,85 @@ def tail_mean(x: ArrayLike, y_by_seed: ArrayLike, start: float) -> FloatArray:
     if not np.any(tail):
         raise ValueError(f"start must be <= max(x) = {x_arr.max():g} (an empty tail); got {start}")
     return y_arr[:, tail].mean(axis=1)
+
+
+def polyak_ruppert_average(t: ArrayLike, iterates: ArrayLike, start: float) -> FloatArray:
+    """Tail (Polyak-Ruppert) average of recorded iterates: their mean over t >= start.
+
+    Parameters
+    ----------
+    t : (n_points,)
+        Iteration of each recorded iterate (e.g. 0, 1, ..., T, or record times).
+    iterates : (n_points, ...)
+        The iterates theta_t, time first (any trailing shape: (d,), (N, d), ...).
+    start : float
+        First iteration of the tail; at least one t must be >= start.
+
+    Returns
+    -------
+    (...) ndarray
+        theta_bar = (1 / |{t >= start}|) sum_{t >= start} theta_t. Recorded at every
+        iteration, this is the running average ``simulate.run(..., average_from=start)`` keeps
+        (`ptdlib.simulate`); recorded sparsely, a subsample of it.
+
+    Notes
+    -----
+    theta_bar = mean_{t >= start} theta_t. With a constant step it converges to the stationary
+    mean E theta_infinity, so it keeps the Markovian bias while its variance falls like 1 / T.
+
+    References
+    ----------
+    Polyak, B. T. & Juditsky, A. B. (1992), Acceleration of stochastic approximation by
+    averaging, SIAM J. Control Optim. 30(4), 838-855; Ruppert, D. (1988), Efficient estimators
+    from a slowly convergent Robbins-Monro process, Tech. Rep. 781, Cornell University.
+    """
+    t_arr = as_float_array(t, "t", ndim=1)
+    theta = as_float_array(iterates, "iterates")
+    if theta.ndim < 1 or theta.shape[0] != t_arr.shape[0]:
+        raise ValueError(f"iterates must be (len(t), ...) with time first; got t {t_arr.shape}, "
+                         f"iterates {theta.shape}")
+    tail = t_arr >= start
+    if not np.any(tail):
+        raise ValueError(f"start must be <= max(t) = {t_arr.max():g} (an empty tail); got {start}")
+    return theta[tail].mean(axis=0)
+
+
+def richardson_romberg(theta_alpha: ArrayLike, theta_2alpha: ArrayLike) -> float | FloatArray:
+    """Richardson-Romberg extrapolation of two constant-step estimates: 2 x(alpha) - x(2 alpha).
+
+    Parameters
+    ----------
+    theta_alpha : float or array_like
+        An estimate made with step alpha (e.g. a Polyak-Ruppert average, `polyak_ruppert_average`,
+        or a stationary mean).
+    theta_2alpha : float or array_like
+        The same estimate made with step 2 alpha; same shape.
+
+    Returns
+    -------
+    float or ndarray
+        2 theta_alpha - theta_2alpha.
+
+    Notes
+    -----
+    theta_RR = 2 theta_bar(alpha) - theta_bar(2 alpha). If E theta_bar(alpha) = theta* + c alpha
+    + e alpha^2 + O(alpha^3), the combination has mean theta* - 2 e alpha^2 + O(alpha^3): the
+    linear term of the bias cancels. Markovian linear SA with a constant step has such an
+    expansion, so its O(alpha tau_mix) bias falls to O(alpha^2). The price is variance: for
+    independent runs Var theta_RR = 4 Var theta_bar(alpha) + Var theta_bar(2 alpha).
+
+    References
+    ----------
+    Huo, D., Chen, Y. & Xie, Q. (2023), Bias and extrapolation in Markovian linear stochastic
+    approximation with constant stepsizes, Proc. ACM Meas. Anal. Comput. Syst. 7(1).
+    """
+    x = as_float_array(theta_alpha, "theta_alpha")
+    y = as_float_array(theta_2alpha, "theta_2alpha")
+    if x.shape != y.shape:
+        raise ValueError(f"theta_alpha and theta_2alpha must have the same shape (one quantity "
+                         f"estimated at steps alpha and 2 alpha); got {x.shape} and {y.shape}")
+    combined = 2.0 * x - y
+    return float(combined) if combined.ndim == 0 else combined
 
 
 def paired_ratio_interval(numerator: ArrayLike, denominator: ArrayLike, *,

@@ -218,6 +218,16 @@ def _sign_fixed_qr(M: FloatArray) -> tuple[FloatArray, FloatArray]:
     return Q * signs[..., None, :], R * signs[..., :, None]
 
 
+def _stiefel_candidate(B_tilde: ArrayLike) -> FloatArray:
+    """``B_tilde`` as a float array of shape (..., dim, rank) with 1 <= rank <= dim, the input
+    of a retraction; ValueError otherwise."""
+    M = as_float_array(B_tilde, "B_tilde")
+    if M.ndim < 2 or M.shape[-1] == 0 or M.shape[-1] > M.shape[-2]:
+        raise ValueError(f"B_tilde must have shape (..., dim, rank) with 1 <= rank <= dim; "
+                         f"got {M.shape}")
+    return M
+
+
 def qr_retraction(B_tilde: ArrayLike) -> tuple[FloatArray, FloatArray]:
     """QR retraction onto the Stiefel manifold: ``B~ = Q R`` with diag(R) > 0.
 
@@ -246,10 +256,7 @@ def qr_retraction(B_tilde: ArrayLike) -> tuple[FloatArray, FloatArray]:
     ----------
     Absil, Mahony & Sepulchre (2008), Ch. 4 (the qf retraction on the Stiefel manifold).
     """
-    M = as_float_array(B_tilde, "B_tilde")
-    if M.ndim < 2 or M.shape[-1] == 0 or M.shape[-1] > M.shape[-2]:
-        raise ValueError(f"B_tilde must have shape (..., dim, rank) with 1 <= rank <= dim; "
-                         f"got {M.shape}")
+    M = _stiefel_candidate(B_tilde)
     Q, R = _sign_fixed_qr(M)
     diag = np.diagonal(R, axis1=-2, axis2=-1)
     # Relative test: a column dependent on the previous ones leaves |R_jj| at round-off level.
@@ -297,10 +304,7 @@ def polar_retraction(B_tilde: ArrayLike) -> tuple[FloatArray, FloatArray]:
     Higham, N. J. (1986). Computing the polar decomposition, with applications. SIAM J. Sci.
     Stat. Comput. 7(4).
     """
-    M = as_float_array(B_tilde, "B_tilde")
-    if M.ndim < 2 or M.shape[-1] == 0 or M.shape[-1] > M.shape[-2]:
-        raise ValueError(f"B_tilde must have shape (..., dim, rank) with 1 <= rank <= dim; "
-                         f"got {M.shape}")
+    M = _stiefel_candidate(B_tilde)
     U, s, Vt = np.linalg.svd(M, full_matrices=False)
     threshold = M.shape[-2] * np.finfo(np.float64).eps * s[..., :1]
     deficient = s[..., -1:] <= threshold

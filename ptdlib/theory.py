@@ -8,7 +8,14 @@ as uniform ergodicity, d(t) <= m rho^t, and measure Markovian noise through
 tau_mix(eps) = min{t >= 0 : m rho^t <= eps} (Bhandari, Russo & Singal 2018). The textbook
 t_mix(eps) = min{t : d(t) <= eps} obeys d(l t_mix) <= 2^-l (submultiplicativity) and, for
 reversible chains, the relaxation-time sandwich. Two-state, lazy-cycle and lazy-hypercube chains
-have closed forms used as known answers.
+have closed forms used as known answers, and so do metastable chains (k clusters left with
+probability q per step): their switching eigenvalue 1 - k q / (k - 1) makes tau_mix ~ 1/q while
+the dynamics inside the clusters stay fixed.
+
+Markov vs i.i.d. With a constant step, the exact stationary mean of TD under Markovian sampling
+(`markov_td_stationary_mean`) differs from theta* by a bias of order alpha tau_mix, which
+i.i.d. sampling does not have; the Markovian floor is the i.i.d. floor plus that squared bias
+plus an excess variance (`markov_floor_decomposition`).
 
 Linear mean path. Averaging TD over the stationary distribution gives x <- x + alpha (A x + b)
 with A negative definite: omega = lambda_min(-sym(A)) > 0, sym(A) = (A + A^T)/2. The classical
@@ -35,6 +42,8 @@ Tsitsiklis, J. N. & Van Roy, B. (1999). Average cost temporal-difference learnin
 Collins, L., Hassani, H., Mokhtari, A. & Shakkottai, S. (2021). Exploiting shared
 representations for personalized federated learning. ICML.
 Horn, R. A. & Johnson, C. R. (2013). Matrix Analysis, 2nd ed. Cambridge University Press.
+Huo, D., Chen, Y. & Xie, Q. (2023). Bias and extrapolation in Markovian linear stochastic
+approximation with constant stepsizes. Proc. ACM Meas. Anal. Comput. Syst. 7(1).
 """
 
 from __future__ import annotations
@@ -849,6 +858,121 @@ def lazy_hypercube_limit_constant(eps: float = 0.25) -> float:
     return float(-np.log(2 * scipy.special.ndtri((1 + eps) / 2)))
 
 
+def _metastable_parameters(n_clusters: int, switch_probability: float) -> tuple[int, float]:
+    k = _positive_int(n_clusters, "n_clusters")
+    if k < 2:
+        raise ValueError(f"n_clusters must be an integer >= 2; got {n_clusters!r}")
+    return k, _real(switch_probability, "switch_probability", 0.0, 1.0)
+
+
+def metastable_eigenvalue(n_clusters: int, switch_probability: float) -> float:
+    """The switching eigenvalue lambda_q = 1 - k q / (k - 1) of a metastable chain.
+
+    Parameters
+    ----------
+    n_clusters : int
+        k >= 2 clusters.
+    switch_probability : float in (0, 1)
+        q, the probability of leaving the current cluster at a step.
+
+    Returns
+    -------
+    float
+        In (-1 / (k - 1), 1); an eigenvalue of multiplicity k - 1 of every
+        `ptdlib.problems.metastable_chain`, whatever its dynamics W inside the clusters.
+
+    Notes
+    -----
+    The clusters form a lumped chain Q = (1 - q) I + q (1 1^T - I) / (k - 1) = a I + b 1 1^T
+    with b = q / (k - 1) and a = 1 - q - b; its eigenvalues are a + k b = 1 (on 1) and
+    a = 1 - q - q / (k - 1) = 1 - k q / (k - 1) (on every vector orthogonal to 1). The
+    eigenvalues of a lumped chain are eigenvalues of the chain. For small q the relaxation time
+    is 1 / (1 - lambda_q) = (k - 1) / (k q): tau_mix grows like 1/q.
+
+    References
+    ----------
+    Levin, Peres & Wilmer (2017), Sec. 2.3.1 (lumped chains) and Lemma 12.9 (their spectra).
+    """
+    k, q = _metastable_parameters(n_clusters, switch_probability)
+    return 1.0 - k * q / (k - 1)
+
+
+def metastable_tv(n_clusters: int, switch_probability: float, t: ArrayLike) -> float | FloatArray:
+    """Exact d(t) for t >= 1 of a metastable chain that is uniform inside its clusters.
+
+    Parameters
+    ----------
+    n_clusters : int
+        k >= 2 clusters (of any sizes).
+    switch_probability : float in (0, 1)
+        q.
+    t : int or array_like of int
+        Times >= 1 (d(0) = 1 - min_s mu(s) depends on the sizes).
+
+    Returns
+    -------
+    float or ndarray
+
+    Notes
+    -----
+    d(t) = (1 - 1/k) |lambda_q|^t, lambda_q = `metastable_eigenvalue`. For the default
+    `ptdlib.problems.metastable_chain` (W uniform on each cluster) the state after a step is
+    uniform inside its cluster, so P^t(s, s') = Pr(C_t = c(s')) / m_c(s') and the distance is
+    that of the cluster chain: Pr(C_t = c) = 1/k + (1 - 1/k) lambda^t for the start cluster
+    and 1/k - lambda^t / k for each other, total variation (1 - 1/k) |lambda|^t; mu(s) =
+    1 / (k m_c(s)).
+
+    References
+    ----------
+    Levin, Peres & Wilmer (2017), Sec. 4.1 (total variation) and Sec. 2.3.1 (lumped chains).
+    """
+    k, q = _metastable_parameters(n_clusters, switch_probability)
+    t = _nonnegative_ints(t, "t")
+    if np.any(t < 1):
+        raise ValueError(f"t must be >= 1 (d(0) depends on the cluster sizes); got {t.tolist()}")
+    return _scalar_or_array((1.0 - 1.0 / k) * np.abs(metastable_eigenvalue(k, q)) ** t)
+
+
+def metastable_mixing_time(n_clusters: int, switch_probability: float, eps: float = 0.25) -> int:
+    """Exact t_mix(eps) of a metastable chain that is uniform inside its clusters.
+
+    Parameters
+    ----------
+    n_clusters : int
+        k >= 2.
+    switch_probability : float in (0, 1)
+        q.
+    eps : float in (0, 1/2), optional
+        Level (default 1/4). Below 1/2 the answer is >= 1, since d(0) = 1 - min_s mu(s) >= 1/2.
+
+    Returns
+    -------
+    int
+
+    Notes
+    -----
+    t_mix(eps) = min{t >= 1 : (1 - 1/k) |lambda_q|^t <= eps} (`metastable_tv`), i.e.
+    max(1, ceil(log(eps / (1 - 1/k)) / log |lambda_q|)), the ceiling then checked against the
+    formula on both sides so that rounding of the logarithms cannot move it. For small q,
+    t_mix ~ ((k - 1) / (k q)) log((1 - 1/k) / eps).
+
+    References
+    ----------
+    Levin, Peres & Wilmer (2017), Sec. 4.5 (mixing time).
+    """
+    k, q = _metastable_parameters(n_clusters, switch_probability)
+    eps = _real(eps, "eps", 0.0, 0.5)
+    c, rate = 1.0 - 1.0 / k, abs(metastable_eigenvalue(k, q))
+    if rate == 0.0:  # q = (k - 1) / k: one step mixes exactly
+        return 1
+    t = max(1, int(np.ceil(np.log(eps / c) / np.log(rate))))
+    while t > 1 and c * rate ** (t - 1) <= eps:
+        t -= 1
+    while c * rate**t > eps:
+        t += 1
+    return t
+
+
 # --------------------------------------------------------------------------- indirect contraction
 
 def _basis(B: ArrayLike, name: str) -> FloatArray:
@@ -1174,6 +1298,69 @@ def markov_td_stationary_mean(P: ArrayLike, rewards: ArrayLike, Phi: ArrayLike, 
     means = [_conditional_mean_system(P_i, r_i, Phi, alpha, beta) for P_i, r_i in zip(P, r,
                                                                                        strict=True)]
     return StationaryMean(np.array([m.theta for m in means]), np.array([m.eta for m in means]))
+
+
+class FloorDecomposition(NamedTuple):
+    """markov_floor = iid_floor + squared_bias + excess_variance (floats, or arrays alike)."""
+
+    markov_floor: float | FloatArray
+    iid_floor: float | FloatArray
+    squared_bias: float
+    excess_variance: float | FloatArray
+
+
+def markov_floor_decomposition(markov_floor: ArrayLike, iid_floor: ArrayLike,
+                               stationary_mean: ArrayLike,
+                               theta_star: ArrayLike) -> FloorDecomposition:
+    """Split the Markovian constant-step floor into the i.i.d. floor, squared bias and excess.
+
+    Parameters
+    ----------
+    markov_floor, iid_floor : float or array_like
+        Measured floors (1/N) sum_i E||theta_i - theta_i*||^2 under Markovian and i.i.d.
+        sampling at the same step (e.g. `ptdlib.stats.tail_mean` of ``Trace.parameter_error``,
+        averaged over seeds); non-negative, same shape (e.g. one per mixing level).
+    stationary_mean : (d,) or (N, d) array_like
+        The exact stationary mean E[theta_i] under Markovian sampling
+        (`markov_td_stationary_mean`; for a fixed basis B, B times the mean of the heads).
+    theta_star : (d,) or (N, d) array_like
+        The fixed points, shaped like ``stationary_mean``.
+
+    Returns
+    -------
+    FloorDecomposition
+        ``squared_bias`` = (1/N) sum_i ||E theta_i - theta_i*||^2 and ``excess_variance`` =
+        markov_floor - iid_floor - squared_bias, so the three parts add up to the Markov floor
+        exactly (the excess is negative when the Markov iterates vary less than i.i.d. ones).
+
+    Notes
+    -----
+    f_markov = f_iid + (1/N) sum_i ||E_markov theta_i - theta_i*||^2 + (V_markov - V_iid).
+    For each sampling E||theta - theta*||^2 = ||E theta - theta*||^2 + tr Cov(theta) (V is the
+    agents' mean trace of the covariance), and under i.i.d. sampling E theta = theta* exactly
+    (`markov_td_stationary_mean`), so f_iid = V_iid.
+
+    References
+    ----------
+    Srikant & Ying (2019) and Bhandari, Russo & Singal (2018) for the alpha tau_mix terms these
+    parts make explicit; Huo, Chen & Xie (2023), Bias and extrapolation in Markovian linear
+    stochastic approximation with constant stepsizes, Proc. ACM Meas. Anal. Comput. Syst. 7(1)
+    (the bias is O(alpha), absent under i.i.d. data).
+    """
+    f_markov = _finite(markov_floor, "markov_floor")
+    f_iid = _finite(iid_floor, "iid_floor")
+    if f_markov.shape != f_iid.shape or np.any(f_markov < 0) or np.any(f_iid < 0):
+        raise ValueError(f"markov_floor and iid_floor must be non-negative with the same shape; "
+                         f"got {markov_floor!r} and {iid_floor!r}")
+    mean = _finite(stationary_mean, "stationary_mean")
+    star = _finite(theta_star, "theta_star")
+    if mean.shape != star.shape or mean.ndim not in (1, 2):
+        raise ValueError(f"stationary_mean and theta_star must both be (d,) or (N, d); got "
+                         f"{mean.shape} and {star.shape}")
+    bias = mean - star
+    squared_bias = float(np.mean(np.sum(np.atleast_2d(bias) ** 2, axis=1)))
+    return FloorDecomposition(_scalar_or_array(f_markov), _scalar_or_array(f_iid), squared_bias,
+                              _scalar_or_array(f_markov - f_iid - squared_bias))
 
 
 # --------------------------------------------------------------------------- diminishing steps

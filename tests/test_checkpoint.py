@@ -12,13 +12,15 @@ from ptdlib import checkpoint, problems, simulate
 
 ARRAYS = ("record_steps", "subspace_distance", "subspace_distance_frobenius", "parameter_error",
           "relative_parameter_error", "head_error", "gain_error", "theta", "eta", "B", "heads",
-          "diverged")
+          "diverged", "averaged_theta", "averaged_parameter_error")
 CASES = [
     ("personalized", "markov", {}),
     ("personalized", "iid", {"communication_period": 3, "record_every": 30}),
     ("fedrep", "markov", {"tau": 2}),
     ("local", "markov", {}),
     ("lowrank_svd", "iid", {"communication_period": 5, "record_every": 25}),
+    ("personalized", "markov", {"average_from": 100}),
+    ("fedtd", "iid", {"communication_period": 4, "record_every": 20, "average_from": 0}),
     ("personalized", "markov", {"update_order": "heads_first", "retraction": "polar",
                                 "rebase_heads": True, "gain_update": "td", "head_radius": 0.5,
                                 "representation_step_size": 0.02}),
@@ -81,6 +83,20 @@ def test_an_uninterrupted_checkpointed_run_matches(problem: problems.Problem,
     # a finished checkpoint resumes to the end at once, same trace
     _assert_identical(checkpoint.run(problem, path=tmp_path / "c.npz", every=7, **options),
                       expected)
+
+
+def test_a_checkpoint_from_before_the_running_average_still_resumes(
+        problem: problems.Problem, tmp_path: Path) -> None:
+    # Checkpoints written before `average_from` existed have no running sum, and a fingerprint
+    # without the option (a run without it keeps that fingerprint): they still resume.
+    path = tmp_path / "c.npz"
+    options = {"steps": 120, "step_size": 0.05, "seeds": 2, "record_every": 30}
+    checkpoint.run(problem, path=path, every=60, **options)
+    with np.load(path) as saved:
+        old = {name: saved[name] for name in saved.files if name != "theta_sum"}
+    np.savez(path, **old)
+    _assert_identical(checkpoint.run(problem, path=path, every=60, **options),
+                      simulate.run(problem, **options))
 
 
 def test_a_checkpoint_of_another_run_is_refused(problem: problems.Problem,

@@ -17,9 +17,13 @@ from ptdlib.problems import (
     MAX_HYPERCUBE_DIM,
     NotIdentifiableWarning,
     Problem,
+    _residual_orthogonal_to_features,
+    cluster_labels,
     hypercube_hamming_lumped,
     lazy_cycle,
     lazy_hypercube,
+    metastable_chain,
+    metastable_problem,
     product_chain_problem,
     random_dense_chain,
     random_features,
@@ -682,3 +686,246 @@ def test_product_chain_bad_input(kwargs: dict, match: str) -> None:
     with pytest.raises(ValueError, match=match):
         product_chain_problem(**(PRODUCT | kwargs), rng=0)
 
+
+
+# --------------------------------------------------------------------------- metastable chains
+
+def _brute_force_mixing_time(P: np.ndarray, eps: float) -> int:
+    """The least t with max_s TV(P^t(s, .), mu) <= eps, by one matrix product per step."""
+    mu = markov.stationary_distribution(P)
+    Pt, t = np.eye(P.shape[0]), 0
+    while 0.5 * np.abs(Pt - mu).sum(axis=1).max() > eps:
+        Pt, t = Pt @ P, t + 1
+    return t
+
+
+def test_cluster_labels_split_as_equally_as_possible() -> None:
+    np.testing.assert_array_equal(cluster_labels(7, 3), [0, 0, 0, 1, 1, 2, 2])
+    np.testing.assert_array_equal(cluster_labels(6, 2, [1, 5]), [0, 1, 1, 1, 1, 1])
+
+
+@pytest.mark.parametrize(("sizes", "k", "q"), [
+    ((3, 3), 2, 0.1), ((2, 2, 2), 3, 0.05), ((1, 2, 4), 3, 0.3), ((4, 4, 4, 4), 4, 0.6),
+])
+def test_metastable_chain_known_answers(sizes: tuple, k: int, q: float) -> None:
+    n = sum(sizes)
+    P = metastable_chain(n, k, q, cluster_sizes=sizes)
+    check_row_stochastic(P)
+    markov.check_ergodic(P)
+    labels = cluster_labels(n, k, sizes)
+    m = np.array(sizes)[labels]
+    # Uniform inside a cluster: stay in the cluster w.p. 1 - q, each other cluster q / (k - 1).
+    stay = labels[:, None] == labels[None, :]
+    np.testing.assert_allclose(P[stay], ((1 - q) / m[:, None] * np.ones(n))[stay], atol=1e-15)
+    np.testing.assert_allclose(P[~stay].sum(), n * q, atol=1e-12)
+    # mu(s) = 1 / (k m_c(s)): uniform over clusters and uniform within each.
+    np.testing.assert_allclose(markov.stationary_distribution(P), 1.0 / (k * m), atol=1e-14)
+    # Spectrum: 1, lambda_q = 1 - k q / (k - 1) (k - 1 times), 0 for the rest.
+    lam = 1 - k * q / (k - 1)
+    expected = np.sort(np.concatenate([[1.0], np.full(k - 1, lam), np.zeros(n - k)]))
+    np.testing.assert_allclose(np.sort(np.linalg.eigvals(P).real), expected, atol=1e-10)
+    assert np.max(np.abs(np.linalg.eigvals(P).imag)) < 1e-10
+    assert theory.metastable_eigenvalue(k, q) == pytest.approx(lam, abs=1e-15)
+    assert markov.second_largest_eigenvalue_modulus(P) == pytest.approx(abs(lam), abs=1e-10)
+    # d(t) = (1 - 1/k) |lambda_q|^t for t >= 1, from matrix powers.
+    t = np.arange(1, 12)
+    exact = [markov.tv_to_stationarity(P, int(u)) for u in t]
+    np.testing.assert_allclose(exact, theory.metastable_tv(k, q, t), rtol=1e-9, atol=1e-15)
+
+
+@pytest.mark.parametrize(("n", "k", "q", "eps", "expected"), [
+    # by hand: t_mix = min{t >= 1 : (1 - 1/k) |1 - k q / (k - 1)|^t <= eps}
+    (4, 2, 0.25, 0.25, 1),   # (1/2) (1/2)^1 = 1/4
+    (6, 2, 0.1, 0.25, 4),    # (1/2) 0.8^3 = 0.256, (1/2) 0.8^4 = 0.2048
+    (6, 3, 0.05, 0.25, 13),  # (2/3) 0.925^t <= 1/4 iff t >= log(3/8) / log(0.925) = 12.6
+    (8, 4, 0.02, 0.1, 75),   # (3/4) (1 - 0.08/3)^t <= 0.1 iff t >= 74.5
+])
+def test_metastable_mixing_time_is_exact(n: int, k: int, q: float, eps: float,
+                                         expected: int) -> None:
+    P = metastable_chain(n, k, q)
+    by_hand = next(t for t in range(1, 10_000)
+                   if (1 - 1 / k) * abs(1 - k * q / (k - 1)) ** t <= eps)
+    assert by_hand == expected
+    assert markov.mixing_time(P, eps) == by_hand
+    assert _brute_force_mixing_time(P, eps) == by_hand
+    assert theory.metastable_mixing_time(k, q, eps) == by_hand
+
+
+def test_tau_mix_grows_like_one_over_q_with_the_clusters_dynamics_fixed() -> None:
+    n, k = 9, 3
+    gen = np.random.default_rng(3)  # a random kernel inside each of the three clusters
+    same = cluster_labels(n, k)[:, None] == cluster_labels(n, k)[None, :]
+    W = gen.random((n, n)) * same
+    W /= W.sum(axis=1, keepdims=True)
+    times = []
+    for q in (0.04, 0.02, 0.01, 0.005):
+        P = metastable_chain(n, k, q, within=W)
+        # Spectrum: 1, lambda_q (k - 1 times), and (1 - q) times the blocks' non-unit eigenvalues.
+        blocks = [np.sort_complex(np.linalg.eigvals(W[s:s + 3, s:s + 3]))[:-1]  # drop the 1
+                  for s in (0, 3, 6)]
+        expected = np.concatenate([[1.0], np.full(k - 1, theory.metastable_eigenvalue(k, q)),
+                                   (1 - q) * np.concatenate(blocks)])
+        np.testing.assert_allclose(np.sort_complex(np.linalg.eigvals(P)),
+                                   np.sort_complex(expected), atol=1e-10)
+        times.append(markov.mixing_time(P))
+    # q halves -> t_mix doubles, to within the rounding of a ceiling and the fast transient.
+    ratios = np.array(times[1:]) / np.array(times[:-1])
+    np.testing.assert_allclose(ratios, 2.0, atol=0.1)
+
+
+@pytest.mark.parametrize(("args", "kwargs", "match"), [
+    ((6, 1, 0.1), {}, r"^n_clusters must be an integer >= 2; got 1$"),
+    ((6, 7, 0.1), {}, r"^n_clusters must be <= n_states = 6 .*; got n_clusters=7$"),
+    ((6, 2, 0.0), {}, r"^switch_probability must lie in \(0\.0, 1\.0\); got 0\.0$"),
+    ((6, 2, 1.0), {}, r"^switch_probability must lie in \(0\.0, 1\.0\); got 1\.0$"),
+    ((6, 2, 0.1), {"cluster_sizes": [2, 3]},
+     r"^cluster_sizes must be n_clusters = 2 integers >= 1 summing to n_states = 6; "
+     r"got \[2, 3\]$"),
+    ((6, 2, 0.1), {"cluster_sizes": [0, 6]}, "cluster_sizes must be"),
+    ((6, 2, 0.1), {"cluster_sizes": [1, 2, 3]}, "cluster_sizes must be"),
+    ((6, 2, 0.1), {"within": np.full((6, 6), 1 / 6)},
+     r"^within must keep every cluster .*; got 0\.167 at index \(0, 3\)$"),
+    ((6, 2, 0.1), {"within": np.eye(5)}, r"^within must be \(n_states, n_states\)"),
+])
+def test_metastable_chain_bad_input(args: tuple, kwargs: dict, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        metastable_chain(*args, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def metastable() -> Problem:
+    return metastable_problem(10, 12, 5, 2, n_clusters=3, switch_probability=0.02,
+                              heterogeneity=0.6, rng=7)
+
+
+def test_metastable_problem_is_planted_exactly(metastable: Problem) -> None:
+    _assert_well_posed(metastable)
+    assert metastable.P.shape == (10, 12, 12)
+    np.testing.assert_array_equal(metastable.theta_star,
+                                  _kernels.matmul(metastable.heads_star, metastable.B_star.T))
+    np.testing.assert_allclose(td.td_fixed_point(metastable.P, metastable.rewards,
+                                                 metastable.features),
+                               metastable.heads_star @ metastable.B_star.T, rtol=0, atol=EXACT)
+    assert metastable.singular_value_ratio < EXACT
+    # Every chain switches cluster w.p. exactly q, and has the switching eigenvalue.
+    labels = cluster_labels(12, 3)
+    leave = metastable.P * (labels[:, None] != labels[None, :])
+    np.testing.assert_allclose(leave.sum(axis=2), 0.02, atol=1e-15)
+    for P in metastable.P:
+        assert np.min(np.abs(np.linalg.eigvals(P) - theory.metastable_eigenvalue(3, 0.02))) < 1e-10
+
+
+def test_metastable_problem_shares_everything_but_q_across_a_sweep(metastable: Problem) -> None:
+    slow = metastable_problem(10, 12, 5, 2, n_clusters=3, switch_probability=0.005,
+                              heterogeneity=0.6, rng=7)
+    for name in ("features", "B_star", "heads_star", "average_reward", "theta_star"):
+        np.testing.assert_array_equal(getattr(slow, name), getattr(metastable, name))
+    labels = cluster_labels(12, 3)
+    same = labels[:, None] == labels[None, :]
+    # The dynamics inside the clusters are the same W_i: P_i = (1 - q) W_i on the blocks.
+    np.testing.assert_allclose(slow.P * same / (1 - 0.005), metastable.P * same / (1 - 0.02),
+                               rtol=1e-14, atol=0)
+    assert markov.mixing_time(slow.P[0]) > 3 * markov.mixing_time(metastable.P[0])
+    # Same seed and sizes: the parts drawn before the kernels are shared_subspace_problem's.
+    plain = shared_subspace_problem(10, 12, 5, 2, heterogeneity=0.6, rng=7)
+    for name in ("features", "B_star", "heads_star", "average_reward", "theta_star"):
+        np.testing.assert_array_equal(getattr(plain, name), getattr(metastable, name))
+
+
+def test_metastable_problem_heterogeneity_and_misspecification() -> None:
+    same = metastable_problem(4, 8, 3, 2, heterogeneity=0.0, rng=1)
+    for P in same.P[1:]:
+        np.testing.assert_array_equal(P, same.P[0])
+    off = metastable_problem(6, 8, 4, 2, misspecification=0.3, reward_noise=0.1, rng=1)
+    _assert_well_posed(off)
+    assert off.singular_value_ratio > 1e-3 and off.reward_noise == 0.1
+
+
+@pytest.mark.parametrize(("kwargs", "match"), [
+    ({"n_clusters": 1}, r"^n_clusters must be an integer >= 2; got 1$"),
+    ({"n_clusters": 13}, r"^n_clusters must be <= n_states = 12"),
+    ({"switch_probability": 0.0}, r"^switch_probability must lie in \(0\.0, 1\.0\); got 0\.0$"),
+    ({"switch_probability": 1.5}, r"^switch_probability must lie in \(0\.0, 1\.0\); got 1\.5$"),
+    ({"cluster_sizes": [6, 5]}, r"^cluster_sizes must be n_clusters = 2 integers >= 1 summing "
+                                r"to n_states = 12; got \[6, 5\]$"),
+    ({"heterogeneity": 2.0}, r"^heterogeneity must lie in \[0\.0, 1\.0\]; got 2\.0$"),
+    ({"reward_noise": -1.0}, "reward_noise must lie in"),
+    ({"balanced_heads": 1}, "balanced_heads must be a bool"),
+])
+def test_metastable_problem_bad_input(kwargs: dict, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        metastable_problem(4, 12, 5, 2, rng=0, **kwargs)
+
+
+# ------------------------------------------------------------------ planted Bellman residual
+
+RESIDUAL_FACTORIES = {
+    "shared_subspace": lambda **kw: shared_subspace_problem(8, 12, 5, 2, heterogeneity=0.6,
+                                                            laziness=0.3, rng=11, **kw),
+    "metastable": lambda **kw: metastable_problem(8, 12, 5, 2, n_clusters=3,
+                                                  switch_probability=0.05, rng=11, **kw),
+}
+
+
+def _statewise_bellman_residual(problem: Problem) -> np.ndarray:
+    """h_i(s) = r_i(s) - J_i + (P_i Phi theta_i*)(s) - phi(s)^T theta_i*, shape (N, n)."""
+    v = problem.theta_star @ problem.features.T
+    return (problem.rewards - problem.average_reward[:, None]
+            + np.einsum("ist,it->is", problem.P, v) - v)
+
+
+@pytest.mark.parametrize("factory", RESIDUAL_FACTORIES.values(), ids=RESIDUAL_FACTORIES.keys())
+def test_bellman_residual_keeps_gains_and_fixed_points_planted(factory) -> None:
+    plain, residual = factory(), factory(bellman_residual=0.3)
+    np.testing.assert_allclose(residual.average_reward, plain.average_reward, rtol=0, atol=EXACT)
+    np.testing.assert_allclose(residual.theta_star, plain.theta_star, rtol=0, atol=EXACT)
+    _assert_well_posed(residual)  # td.td_fixed_point and mu^T r = J on the new rewards
+    solved = Problem.from_arrays(residual.P, residual.rewards, residual.features, rank=2)
+    np.testing.assert_allclose(solved.theta_star, plain.theta_star, rtol=0, atol=EXACT)
+    np.testing.assert_allclose(solved.average_reward, plain.average_reward, rtol=0, atol=EXACT)
+    # The residual draw comes last: every field but the rewards keeps its bits.
+    for field in dataclasses.fields(Problem):
+        if field.name != "rewards":
+            assert np.array_equal(getattr(residual, field.name), getattr(plain, field.name)), \
+                field.name
+
+
+@pytest.mark.parametrize("factory", RESIDUAL_FACTORIES.values(), ids=RESIDUAL_FACTORIES.keys())
+def test_bellman_residual_is_the_planted_eps_with_the_asked_rms(factory) -> None:
+    plain, residual = factory(), factory(bellman_residual=0.3)
+    eps = residual.rewards - plain.rewards
+    # Planted problems have no Bellman residual; with sigma > 0 it is eps, state by state.
+    assert np.max(np.abs(_statewise_bellman_residual(plain))) < EXACT
+    np.testing.assert_allclose(_statewise_bellman_residual(residual), eps, rtol=0, atol=EXACT)
+    np.testing.assert_allclose(np.sqrt(np.sum(residual.mu * eps**2, axis=1)), 0.3,
+                               rtol=0, atol=EXACT)
+    assert np.all(np.abs(eps) > 0)  # non-zero state by state (almost surely)
+    # Orthogonal to the constant and to the features in each mu_i-weighted inner product.
+    np.testing.assert_allclose(np.sum(residual.mu * eps, axis=1), 0.0, rtol=0, atol=EXACT)
+    np.testing.assert_allclose(np.einsum("is,sd->id", residual.mu * eps, residual.features), 0.0,
+                               rtol=0, atol=EXACT)
+
+
+@pytest.mark.parametrize("factory", RESIDUAL_FACTORIES.values(), ids=RESIDUAL_FACTORIES.keys())
+def test_bellman_residual_zero_is_the_default_draw_bit_for_bit(factory) -> None:
+    default, zero = factory(), factory(bellman_residual=0.0)
+    for field in dataclasses.fields(Problem):
+        assert np.array_equal(getattr(zero, field.name), getattr(default, field.name)), field.name
+
+
+def test_residual_projection_known_answer() -> None:
+    # mu uniform on 3 states, Phi = (1, -1, 0)^T: span([1, Phi])^perp is spanned by (1, 1, -2),
+    # whose uniform RMS is sqrt(2); z has a positive component along it.
+    mu = np.full((1, 3), 1 / 3)
+    Phi = np.array([[1.0], [-1.0], [0.0]])
+    eps = _residual_orthogonal_to_features(mu, Phi, np.array([[0.3, 0.7, -1.0]]))
+    np.testing.assert_allclose(eps[0], np.array([1.0, 1.0, -2.0]) / np.sqrt(2), rtol=0,
+                               atol=1e-15)
+
+
+@pytest.mark.parametrize("factory", RESIDUAL_FACTORIES.values(), ids=RESIDUAL_FACTORIES.keys())
+@pytest.mark.parametrize("value", [-0.1, float("nan"), float("inf"), "big"])
+def test_bellman_residual_bad_input(factory, value: object) -> None:
+    with pytest.raises(ValueError, match=r"^bellman_residual must (lie in \[0\.0, inf\)|be a real "
+                                         r"number); got "):
+        factory(bellman_residual=value)

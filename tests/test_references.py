@@ -103,3 +103,10 @@ def test_the_link_checker_catches_a_missing_file_and_a_missing_section(tmp_path:
     assert "no section #nowhere" in broken_link(page, "page.md#nowhere")
     assert heading_slug(" How the claims are checked") == "how-the-claims-are-checked"
     assert heading_slug("Same seed, same numbers") == "same-seed-same-numbers"
+
+
+def test_the_bibliography_has_no_repeated_key() -> None:
+    """A repeated BibTeX key makes sphinxcontrib-bibtex drop the file's later entries."""
+    text = (REPO / "docs" / "references.bib").read_text()
+    keys = re.findall(r"^@\w+\{([^,\s]+),", text, flags=re.MULTILINE)
+    assert keys and len(keys) == len(set(keys)), sorted(k for k in set(keys) if keys.count(k) > 1)

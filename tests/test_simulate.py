@@ -5,6 +5,7 @@ problems, divergence handling, the Trace, and every bad input."""
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import itertools
 import warnings
 
@@ -26,6 +27,7 @@ from ptdlib import (
     subspace,
     td,
 )
+from ptdlib import stats as ptd_stats
 
 
 @pytest.fixture(scope="module")
@@ -147,6 +149,85 @@ def test_divergence_step_agrees_with_the_reference(small) -> None:
     trace = simulate.run(small, seeds=[1], record_every=1, **options)
     ref = reference_run(small, seed=1, record_steps=[], **options)
     assert trace.diverged[0] == ref.diverged > 0
+
+
+# ------------------------------------------------------------------ running (Polyak-Ruppert) mean
+
+AVERAGE_CASES = [(alg, sampling, K) for alg, sampling, K in itertools.product(
+    simulate.ALGORITHMS, ("markov", "iid"), (1, 5))]
+
+
+@pytest.mark.parametrize(("algorithm", "sampling", "K"), AVERAGE_CASES)
+def test_running_average_agrees_with_the_reference_loop(small, algorithm, sampling, K) -> None:
+    options = {"steps": 30, "step_size": 0.3, "sampling": sampling, "communication_period": K,
+               "tau": 2, "c_eta": 0.5, "c_B": 2.0, "average_from": 7}
+    trace = simulate.run(small, algorithm, seeds=[3, 11], record_every=10, **options)
+    plain = simulate.run(small, algorithm, seeds=[3, 11], record_every=10,
+                         **{k: v for k, v in options.items() if k != "average_from"})
+    for name in ("theta", "eta", "B", "heads", "parameter_error", "subspace_distance"):
+        if getattr(plain, name) is not None:  # the average does not perturb the run
+            np.testing.assert_array_equal(getattr(trace, name), getattr(plain, name))
+    assert plain.averaged_theta is None and plain.averaged_parameter_error is None
+    for k, seed in enumerate((3, 11)):
+        ref = reference_run(small, algorithm, seed=seed, record_steps=list(trace.record_steps),
+                            **options)
+        np.testing.assert_allclose(trace.averaged_theta[k], ref.averaged_theta, rtol=0,
+                                   atol=1e-10)
+        error = np.mean(np.sum((ref.averaged_theta - small.theta_star) ** 2, axis=1))
+        assert trace.averaged_parameter_error[k] == pytest.approx(error, abs=1e-10)
+    assert trace.settings["average_from"] == 7 and plain.settings["average_from"] is None
+
+
+@pytest.mark.parametrize("reading", ["heads_first", "polar_rebased", "two_timescales"])
+def test_running_average_honours_the_readings(small, reading) -> None:
+    options = {"steps": 30, "step_size": 0.3, "communication_period": 5, "average_from": 0,
+               **READINGS[reading][0]}
+    trace = simulate.run(small, seeds=[3], record_every=10, **options)
+    ref = reference_run(small, seed=3, record_steps=list(trace.record_steps), **options)
+    np.testing.assert_allclose(trace.averaged_theta[0], ref.averaged_theta, rtol=0, atol=1e-10)
+
+
+@pytest.mark.parametrize("algorithm", ["personalized", "fedtd"])
+def test_running_average_on_the_mean_path_is_the_average_of_the_prefix_runs(small,
+                                                                             algorithm) -> None:
+    # With K = 1 the run of t steps is the first t steps of a longer run (the mean path draws
+    # nothing but B_0), so theta_t is the final theta of run(steps=t); theta_0 = 0.
+    steps, start = 12, 4
+    trace = simulate.run(small, algorithm, steps=steps, step_size=0.3, seeds=[2],
+                         sampling="expected", average_from=start)
+    iterates = np.stack([np.zeros_like(small.theta_star)] + [
+        simulate.run(small, algorithm, steps=t, step_size=0.3, seeds=[2],
+                     sampling="expected").theta[0] for t in range(1, steps + 1)])
+    expected = ptd_stats.polyak_ruppert_average(np.arange(steps + 1), iterates, start)
+    np.testing.assert_allclose(trace.averaged_theta[0], expected, rtol=0, atol=1e-12)
+    from_zero = simulate.run(small, algorithm, steps=steps, step_size=0.3, seeds=[2],
+                             sampling="expected", average_from=0)
+    np.testing.assert_allclose(from_zero.averaged_theta[0], iterates.mean(axis=0), atol=1e-12)
+
+
+def test_running_average_with_parallel_agent_blocks() -> None:
+    # One seed with N >= AGENT_PARALLEL_MIN sums B w_i over the agents' blocks in parallel.
+    problem = _pool(1040)
+    one = simulate.run(problem, steps=3, step_size=0.3, seeds=[7], average_from=1)
+    two = simulate.run(problem, steps=3, step_size=0.3, seeds=[7, 8], average_from=1)
+    np.testing.assert_array_equal(one.averaged_theta[0], two.averaged_theta[0])
+    ref = reference_run(problem, seed=7, steps=3, step_size=0.3, average_from=1)
+    np.testing.assert_allclose(one.averaged_theta[0], ref.averaged_theta, rtol=0, atol=1e-10)
+
+
+def test_running_average_of_a_diverged_seed_is_nan(small) -> None:
+    trace = simulate.run(small, steps=200, step_size=40.0, divergence_threshold=1e3, seeds=[1],
+                         average_from=0)
+    assert trace.diverged[0] > 0
+    assert np.all(np.isnan(trace.averaged_theta[0]))
+    assert np.isnan(trace.averaged_parameter_error[0])
+
+
+@pytest.mark.parametrize("value", [10, -1, 2.5, True, "3"])
+def test_average_from_outside_the_run_raises(small, value) -> None:
+    with pytest.raises(ValueError, match=r"^average_from must be None or an integer in "
+                                         r"\[0, steps = 10\); got "):
+        simulate.run(small, steps=10, step_size=0.1, seeds=1, average_from=value)
 
 
 # ------------------------------------------------------------------ kernels against the library
@@ -666,6 +747,13 @@ def test_reading_for_keeps_the_switches_a_learner_takes(small) -> None:
     assert kept == {"gain_update": "td", "head_radius": 5.0, "retraction": "polar",
                     "rebase_heads": True}
     simulate.run(small, "fedrep", steps=4, step_size=0.05, seeds=1, **kept)
+
+
+def test_every_reading_switch_is_a_keyword_of_run_and_of_pause_with_one_default() -> None:
+    run, pause = (inspect.signature(f).parameters for f in (simulate.run, simulate.pause))
+    for name in simulate.READING_SWITCHES:
+        assert run[name].kind is pause[name].kind is inspect.Parameter.KEYWORD_ONLY
+        assert run[name].default == pause[name].default
 
 
 def test_reading_for_rejects_unknown_names() -> None:

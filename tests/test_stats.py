@@ -535,3 +535,48 @@ def test_crossing_time_over_instances_of_inverse_curves() -> None:
 def test_over_instances_bad_input(y: np.ndarray, match: str) -> None:
     with pytest.raises(ValueError, match=match):
         stats.loglog_slope_over_instances([1.0, 2.0], y)
+
+
+# ------------------------------------------------------------------ constant-step estimators
+
+def test_polyak_ruppert_average_is_the_mean_of_the_tail_iterates() -> None:
+    t = np.arange(6)
+    iterates = np.array([[0.0, 0.0], [9.0, 9.0], [1.0, 2.0], [3.0, 2.0], [2.0, 5.0], [2.0, 3.0]])
+    # t >= 2: rows 2..5, mean ((1 + 3 + 2 + 2) / 4, (2 + 2 + 5 + 3) / 4) = (2, 3)
+    np.testing.assert_array_equal(stats.polyak_ruppert_average(t, iterates, 2), [2.0, 3.0])
+    np.testing.assert_array_equal(stats.polyak_ruppert_average(t, iterates, 5.0), [2.0, 3.0])
+    stacked = np.stack([iterates, 2 * iterates], axis=1)  # (time, agents, d)
+    np.testing.assert_array_equal(stats.polyak_ruppert_average(t, stacked, 2),
+                                  [[2.0, 3.0], [4.0, 6.0]])
+
+
+@pytest.mark.parametrize(("t", "iterates", "start", "match"), [
+    (np.arange(3), np.zeros((4, 2)), 0, r"iterates must be \(len\(t\), \.\.\.\) with time first"),
+    (np.arange(3), np.zeros(3), 5, r"start must be <= max\(t\) = 2 \(an empty tail\); got 5"),
+    (np.arange(3), [1.0, np.nan, 0.0], 0, "iterates must be finite"),
+])
+def test_polyak_ruppert_average_rejects_bad_input(t, iterates, start, match) -> None:
+    with pytest.raises(ValueError, match=match):
+        stats.polyak_ruppert_average(t, iterates, start)
+
+
+@pytest.mark.parametrize("alpha", [0.1, 0.01, 0.003])
+def test_richardson_romberg_cancels_the_linear_term_of_the_bias(alpha: float) -> None:
+    # x(alpha) = a + c alpha + e alpha^2 exactly: 2 x(alpha) - x(2 alpha) = a - 2 e alpha^2.
+    a, c, e = np.array([1.0, -2.0, 0.5]), np.array([3.0, 0.7, -4.0]), np.array([0.2, -1.5, 2.0])
+
+    def x(step: float) -> np.ndarray:
+        return a + c * step + e * step**2
+
+    combined = stats.richardson_romberg(x(alpha), x(2 * alpha))
+    np.testing.assert_allclose(combined, a - 2 * e * alpha**2, rtol=0, atol=1e-14)
+    assert stats.richardson_romberg(3.0, 5.0) == 1.0
+    assert isinstance(stats.richardson_romberg(3.0, 5.0), float)
+
+
+def test_richardson_romberg_rejects_mismatched_shapes() -> None:
+    with pytest.raises(ValueError, match=r"^theta_alpha and theta_2alpha must have the same shape "
+                                         r".*; got \(3,\) and \(2,\)$"):
+        stats.richardson_romberg(np.zeros(3), np.zeros(2))
+    with pytest.raises(ValueError, match="theta_2alpha must be finite"):
+        stats.richardson_romberg(np.zeros(2), [0.0, np.inf])

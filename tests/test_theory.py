@@ -817,6 +817,85 @@ def test_constant_step_covariance_refuses_a_step_beyond_the_critical_one() -> No
         theory.constant_step_covariance(np.array([[-1.0]]), np.array([[1.0]]), 2.5)
 
 
+# --------------------------------------------------------------------------- metastable chains
+
+def _uniform_metastable(k: int, m: int, q: float) -> np.ndarray:
+    """k clusters of m states, uniform inside, leaving w.p. q to a uniform other cluster."""
+    same = np.kron(np.eye(k), np.ones((m, m)))
+    return (1 - q) * same / m + q * (1 - same) / ((k - 1) * m)
+
+
+@pytest.mark.parametrize(("k", "q"), [(2, 0.1), (3, 0.4), (5, 0.8), (2, 0.5), (3, 2 / 3)])
+def test_metastable_closed_forms_against_matrix_powers(k: int, q: float) -> None:
+    P = _uniform_metastable(k, 2, q)
+    lam = theory.metastable_eigenvalue(k, q)
+    assert lam == pytest.approx(1 - k * q / (k - 1), abs=1e-15)
+    assert np.min(np.abs(np.linalg.eigvals(P) - lam)) < 1e-12
+    mu = np.full(2 * k, 1 / (2 * k))
+    Pt = np.eye(2 * k)
+    for t in range(1, 15):
+        Pt = Pt @ P
+        assert theory.metastable_tv(k, q, t) == pytest.approx(
+            0.5 * np.abs(Pt - mu).sum(axis=1).max(), abs=1e-14)
+    # lambda = 0 (q = (k - 1) / k): one step mixes exactly.
+    if lam == pytest.approx(0.0, abs=1e-15):
+        assert theory.metastable_mixing_time(k, q) == 1
+
+
+def test_metastable_mixing_time_grows_like_one_over_q() -> None:
+    # t_mix ~ ((k - 1) / (k q)) log((1 - 1/k) / eps) for small q.
+    for q in (1e-2, 1e-3, 1e-4):
+        predicted = (1 / (2 * q)) * np.log(0.5 / 0.25)
+        assert theory.metastable_mixing_time(2, q) == pytest.approx(predicted, rel=q + 0.02)
+
+
+@pytest.mark.parametrize(("call", "match"), [
+    (lambda: theory.metastable_eigenvalue(1, 0.1), r"^n_clusters must be an integer >= 2; got 1$"),
+    (lambda: theory.metastable_eigenvalue(2, 1.0),
+     r"^switch_probability must lie in \(0\.0, 1\.0\); got 1\.0$"),
+    (lambda: theory.metastable_tv(2, 0.1, 0), r"^t must be >= 1"),
+    (lambda: theory.metastable_mixing_time(2, 0.1, 0.5), r"^eps must lie in \(0\.0, 0\.5\)"),
+])
+def test_metastable_functions_reject_bad_input(call, match) -> None:
+    with pytest.raises(ValueError, match=match):
+        call()
+
+
+# --------------------------------------------------------------------------- floor decomposition
+
+def test_markov_floor_decomposition_by_hand() -> None:
+    # Agent biases (0, 0.5) and (-0.3, 0.4): squared norms 0.25 and 0.25, mean 0.25;
+    # excess = 0.5 - 0.2 - 0.25 = 0.05.
+    parts = theory.markov_floor_decomposition(0.5, 0.2, [[1.0, 2.0], [0.0, 0.0]],
+                                              [[1.0, 1.5], [0.3, -0.4]])
+    assert parts.squared_bias == pytest.approx(0.25, abs=1e-15)
+    assert parts.excess_variance == pytest.approx(0.05, abs=1e-15)
+    assert parts.iid_floor + parts.squared_bias + parts.excess_variance == parts.markov_floor
+    assert isinstance(parts.excess_variance, float)
+    levels = theory.markov_floor_decomposition([0.5, 0.3], [0.2, 0.2], [1.0, 0.0], [1.0, 0.1])
+    np.testing.assert_allclose(levels.excess_variance, [0.29, 0.09], atol=1e-15)
+
+
+def test_markov_floor_decomposition_with_the_exact_stationary_mean() -> None:
+    P, r, Phi, theta_star = _planted_chain(9, laziness=0.7)
+    mean = theory.markov_td_stationary_mean(P, r, Phi, 0.05, 0.05).theta
+    parts = theory.markov_floor_decomposition(1.0, 0.4, mean, theta_star)
+    assert parts.squared_bias == pytest.approx(np.sum((mean - theta_star) ** 2), rel=1e-14)
+    assert parts.excess_variance == pytest.approx(0.6 - parts.squared_bias, rel=1e-14)
+
+
+@pytest.mark.parametrize(("args", "match"), [
+    ((0.5, [0.2, 0.1], [0.0], [0.0]), "markov_floor and iid_floor must be non-negative"),
+    ((-0.5, 0.2, [0.0], [0.0]), "markov_floor and iid_floor must be non-negative"),
+    ((0.5, 0.2, [0.0, 1.0], [0.0]), r"stationary_mean and theta_star must both be \(d,\) or "
+                                    r"\(N, d\); got \(2,\) and \(1,\)"),
+    ((0.5, np.nan, [0.0], [0.0]), "iid_floor must be finite"),
+])
+def test_markov_floor_decomposition_rejects_bad_input(args, match) -> None:
+    with pytest.raises(ValueError, match=match):
+        theory.markov_floor_decomposition(*args)
+
+
 def test_slowest_td_rate_known_answers() -> None:
     # eigenvalues -1 +- 2i and -3: the slowest mode decays at rate 1
     A = np.array([[-1.0, 2.0, 0.0], [-2.0, -1.0, 0.0], [0.0, 0.0, -3.0]])
