@@ -58,9 +58,10 @@ Knobs
   theta) = 0 with J_i = mu_i^T r_i, and eps_i enters neither equation: J_i, theta_i* = B* w_i*,
   B*, W* stay exactly planted. What changes is the Bellman residual of theta_i*, statewise
   r_i(s) - J_i + (P_i Phi theta_i*)(s) - phi(s)^T theta_i* = eps_i(s), zero for every s at
-  sigma = 0. At sigma = 0 the TD noise at theta* is a martingale difference given s_t, so
-  Markovian sampling adds a bias but no variance term in alpha tau_mix; sigma > 0 switches
-  that variance term on without touching the targets.
+  sigma = 0. At sigma = 0 the parameter part of the TD noise at (theta*, J), delta_t phi(s_t),
+  has mean zero given s_t (a martingale difference), so it carries no variance term in
+  alpha tau_mix (the gain's noise r_i(s_t) - J_i is correlated along the chain at any sigma);
+  sigma > 0 makes it correlated along the chain without touching the targets.
 
 Head diversity and identifiability
 ----------------------------------
@@ -113,8 +114,9 @@ lumped chain with eigenvalue 1 - k q / (k - 1), so tau_mix grows like 1/q while 
 features, B*, the heads and the gains stay those of one draw; rewards are planted as above
 (theta_i* = B* w_i* exactly). As q -> 0, A_i tends to Phi^T D_i (W_i - I) Phi, which stays
 negative definite unless span(Phi) comes close to the functions constant on clusters (random
-features do not: with n = 30, d = 8, k = 3 the margin omega moved from 0.0110 to 0.0101 while
-t_mix went from 3 to 262, q from 0.2 to 0.0025).
+features do not: with n = 30, d = 8, k = 3, N = 8, heterogeneity 0.5 and rng = 0, the smallest
+margin omega of the agents' A_i moved from 0.0110 to 0.0101 while t_mix went from 3 to 262, q
+from 0.2 to 0.0025).
 `metastable_chain` is the bare chain (uniform inside the clusters by default, with closed-form
 mu, spectrum and d(t): `theory.metastable_tv`).
 
@@ -580,8 +582,8 @@ def shared_subspace_problem(n_agents: int, n_states: int, dim: int, rank: int, *
     _check_dim(dim, n_states)
     heterogeneity = check_in_range(heterogeneity, "heterogeneity", 0.0, 1.0)
     laziness = check_in_range(laziness, "laziness", 0.0, 1.0, high_open=True)
-    knobs = _check_planting(n_agents, dim, rank, reward_noise, misspecification, head_spread,
-                            balanced_heads, bellman_residual)
+    knobs = _check_planting(n_agents, n_states, dim, rank, reward_noise, misspecification,
+                            head_spread, balanced_heads, bellman_residual)
     _warn_if_not_identifiable(n_agents, rank)
 
     gen = np.random.default_rng(rng)
@@ -600,13 +602,17 @@ class _Planting(NamedTuple):
     bellman_residual: float = 0.0
 
 
-def _check_planting(n_agents: int, dim: int, rank: int, reward_noise: Any,
+def _check_planting(n_agents: int, n_states: int, dim: int, rank: int, reward_noise: Any,
                     misspecification: Any, head_spread: Any, balanced_heads: Any,
                     bellman_residual: Any = 0.0) -> _Planting:
     """Validate the planting knobs of `shared_subspace_problem` (ValueError names the knob)."""
     reward_noise = check_in_range(reward_noise, "reward_noise", 0.0, np.inf, high_open=True)
     m = check_in_range(misspecification, "misspecification", 0.0, np.inf, high_open=True)
     sigma = check_in_range(bellman_residual, "bellman_residual", 0.0, np.inf, high_open=True)
+    if sigma > 0 and dim > n_states - 2:  # [1, Phi] would span every function of the state
+        raise ValueError(f"bellman_residual > 0 needs dim <= n_states - 2 = {n_states - 2} (a "
+                         f"residual orthogonal to 1 and to the features); got dim={dim}, "
+                         f"bellman_residual={bellman_residual!r}")
     head_spread = check_in_range(head_spread, "head_spread", 0.0, 1.0)
     if not isinstance(balanced_heads, bool | np.bool_):
         raise ValueError(f"balanced_heads must be a bool; got {balanced_heads!r}")
@@ -823,6 +829,12 @@ def _cluster_sizes(n_states: Any, n_clusters: Any, cluster_sizes: Any) -> IntArr
     return np.array(sizes, dtype=np.int64)
 
 
+def _same_cluster(sizes: IntArray) -> tuple[IntArray, np.ndarray]:
+    """Labels c(s) of `cluster_labels` for validated sizes, and the mask c(s) == c(s')."""
+    labels = np.repeat(np.arange(sizes.size), sizes)
+    return labels, labels[:, None] == labels[None, :]
+
+
 def _switch_kernel(labels: IntArray, sizes: IntArray) -> FloatArray:
     """S(s, s') = 1 / ((k - 1) m_c(s')) if c(s') != c(s), else 0: leave for a uniform other cluster,
     land uniformly in it."""
@@ -865,11 +877,12 @@ def metastable_chain(n_states: int, n_clusters: int, switch_probability: float, 
         lambda_q = 1 - k q / (k - 1),
 
     and, since S maps every function to one constant on clusters, the other eigenvalues of P are
-    (1 - q) times the non-unit eigenvalues of the blocks W_c. So as q -> 0 the slowest mode is
-    the switching, t_rel = (k - 1) / (k q), while the dynamics inside a cluster stay W. With the
-    default (uniform) W: mu(s) = 1 / (k m_c(s)), the other eigenvalues are 0, and for t >= 1
-    d(t) = (1 - 1/k) |lambda_q|^t exactly (`theory.metastable_tv`): after one step the position
-    inside the cluster is uniform, and only the cluster's law is left to mix.
+    (1 - q) times those of the blocks W_c, one eigenvalue 1 of each block removed. So as q -> 0
+    the slowest mode is the switching, t_rel = (k - 1) / (k q), while the dynamics inside a
+    cluster stay W. With the default (uniform) W: mu(s) = 1 / (k m_c(s)), the other eigenvalues
+    are 0, and for t >= 1 d(t) = (1 - 1/k) |lambda_q|^t exactly (`theory.metastable_tv`): after
+    one step the position inside the cluster is uniform, and only the cluster's law is left to
+    mix.
 
     References
     ----------
@@ -879,8 +892,7 @@ def metastable_chain(n_states: int, n_clusters: int, switch_probability: float, 
     sizes = _cluster_sizes(n_states, n_clusters, cluster_sizes)
     q = check_in_range(switch_probability, "switch_probability", 0.0, 1.0, low_open=True,
                        high_open=True)
-    labels = np.repeat(np.arange(sizes.size), sizes)
-    same = labels[:, None] == labels[None, :]
+    labels, same = _same_cluster(sizes)
     if within is None:
         W = same / sizes[labels][:, None]
     else:
@@ -937,8 +949,9 @@ def metastable_problem(n_agents: int, n_states: int, dim: int, rank: int, *,
     reward_noise, misspecification, head_spread, balanced_heads, bellman_residual
         As for `shared_subspace_problem`. bellman_residual = sigma > 0 plants a statewise
         Bellman residual eps_i (mu_i-RMS sigma, mu_i- and Phi^T D_i-orthogonal) that leaves J_i and
-        theta_i* exact: the TD noise at theta* is then no longer a martingale difference given
-        s_t, and the Markov floor's excess over the i.i.d. floor grows with tau_mix ~ 1/q.
+        theta_i* exact: the parameter part of the TD noise at theta* is then no longer a
+        martingale difference given s_t (notebook 12 measures how the Markov floor's excess over
+        the i.i.d. floor grows with tau_mix ~ 1/q).
     rng : int, SeedSequence, Generator or None
         One Generator feeds every draw, in the order of `shared_subspace_problem` with
         (W_base, W') in place of (P_base, Q), the residual draw last; none depends on q, h or
@@ -969,14 +982,13 @@ def metastable_problem(n_agents: int, n_states: int, dim: int, rank: int, *,
     q = check_in_range(switch_probability, "switch_probability", 0.0, 1.0, low_open=True,
                        high_open=True)
     heterogeneity = check_in_range(heterogeneity, "heterogeneity", 0.0, 1.0)
-    knobs = _check_planting(n_agents, dim, rank, reward_noise, misspecification, head_spread,
-                            balanced_heads, bellman_residual)
+    knobs = _check_planting(n_agents, n_states, dim, rank, reward_noise, misspecification,
+                            head_spread, balanced_heads, bellman_residual)
     _warn_if_not_identifiable(n_agents, rank)
 
     gen = np.random.default_rng(rng)
     features, B_star, heads, J = _planted_parts(n_agents, n_states, dim, rank, knobs, gen)
-    labels = np.repeat(np.arange(sizes.size), sizes)
-    same = labels[:, None] == labels[None, :]
+    labels, same = _same_cluster(sizes)
     W_base = _block_dirichlet_rows((n_states, n_states), same, gen)
     W = _block_dirichlet_rows((n_agents, n_states, n_states), same, gen)
     W *= heterogeneity

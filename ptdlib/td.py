@@ -264,6 +264,43 @@ def td_matrices(P: ArrayLike, r: ArrayLike, Phi: ArrayLike) -> tuple[FloatArray,
     return _td_matrix(P, mu, Phi), (mu * (r - J[..., None])) @ Phi
 
 
+def bellman_residual(P: ArrayLike, r: ArrayLike, Phi: ArrayLike, theta: ArrayLike) -> FloatArray:
+    """Statewise Bellman residual of a linear value estimate under the chain's own gain.
+
+    Parameters
+    ----------
+    P : (n_states, n_states) or (n_agents, n_states, n_states) array_like
+        Ergodic transition matrix or stack.
+    r : (n_states,) or (n_agents, n_states) array_like
+        Expected reward per state.
+    Phi : (n_states, dim) array_like
+        Features.
+    theta : (dim,) or (n_agents, dim) array_like
+        Parameters, one per chain.
+
+    Returns
+    -------
+    (n_states,) or (n_agents, n_states) ndarray
+        eps(s) = r(s) - J + (P Phi theta)(s) - phi(s)^T theta, with J = mu^T r.
+
+    Notes
+    -----
+    At the TD fixed point eps is D-orthogonal to 1 and to the columns of Phi. It is 0 in every
+    state when the differential value function lies in span(1, Phi); otherwise the TD noise
+    delta_t phi(s_t) at theta* has conditional mean eps(s_t) phi(s_t) given s_t, which is
+    correlated along the chain.
+    """
+    P, r, Phi = _check_mrp_features(P, r, Phi)
+    theta = as_float_array(theta, "theta")
+    expected = (*P.shape[:-2], Phi.shape[1])
+    if theta.shape != expected:
+        raise ValueError(f"theta must have shape {expected} to match P "
+                         f"{P.shape} and Phi {Phi.shape}; got {theta.shape}")
+    values = theta @ Phi.T
+    gain = _gain(_stationary(P), r)
+    return r - gain[..., None] + np.einsum("...st,...t->...s", P, values) - values
+
+
 def td_fixed_point(P: ArrayLike, r: ArrayLike, Phi: ArrayLike) -> FloatArray:
     """TD fixed point theta* solving A theta* + b = 0.
 

@@ -859,10 +859,10 @@ def lazy_hypercube_limit_constant(eps: float = 0.25) -> float:
 
 
 def _metastable_parameters(n_clusters: int, switch_probability: float) -> tuple[int, float]:
-    k = _positive_int(n_clusters, "n_clusters")
-    if k < 2:
+    if (isinstance(n_clusters, bool) or not isinstance(n_clusters, int | np.integer)
+            or n_clusters < 2):
         raise ValueError(f"n_clusters must be an integer >= 2; got {n_clusters!r}")
-    return k, _real(switch_probability, "switch_probability", 0.0, 1.0)
+    return int(n_clusters), _real(switch_probability, "switch_probability", 0.0, 1.0)
 
 
 def metastable_eigenvalue(n_clusters: int, switch_probability: float) -> float:

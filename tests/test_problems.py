@@ -868,10 +868,8 @@ RESIDUAL_FACTORIES = {
 
 
 def _statewise_bellman_residual(problem: Problem) -> np.ndarray:
-    """h_i(s) = r_i(s) - J_i + (P_i Phi theta_i*)(s) - phi(s)^T theta_i*, shape (N, n)."""
-    v = problem.theta_star @ problem.features.T
-    return (problem.rewards - problem.average_reward[:, None]
-            + np.einsum("ist,it->is", problem.P, v) - v)
+    """eps_i(s) = r_i(s) - J_i + (P_i Phi theta_i*)(s) - phi(s)^T theta_i*, shape (N, n)."""
+    return td.bellman_residual(problem.P, problem.rewards, problem.features, problem.theta_star)
 
 
 @pytest.mark.parametrize("factory", RESIDUAL_FACTORIES.values(), ids=RESIDUAL_FACTORIES.keys())
@@ -911,6 +909,20 @@ def test_bellman_residual_zero_is_the_default_draw_bit_for_bit(factory) -> None:
     default, zero = factory(), factory(bellman_residual=0.0)
     for field in dataclasses.fields(Problem):
         assert np.array_equal(getattr(zero, field.name), getattr(default, field.name)), field.name
+
+
+@pytest.mark.parametrize("factory", [
+    lambda dim, **kw: shared_subspace_problem(4, 6, dim, 2, rng=0, **kw),
+    lambda dim, **kw: metastable_problem(4, 6, dim, 2, n_clusters=2, switch_probability=0.1,
+                                         rng=0, **kw)], ids=["shared_subspace", "metastable"])
+def test_bellman_residual_needs_a_direction_outside_one_and_the_features(factory) -> None:
+    # d = n - 1: [1, Phi] spans every function of the state, nothing is left to plant.
+    with pytest.raises(ValueError, match=r"^bellman_residual > 0 needs dim <= n_states - 2 = 4"):
+        factory(5, bellman_residual=0.3)
+    factory(5)  # without the residual d = n - 1 is allowed
+    residual = factory(4, bellman_residual=0.3)
+    np.testing.assert_allclose(np.sqrt(np.sum(residual.mu * _statewise_bellman_residual(residual)
+                                              ** 2, axis=1)), 0.3, rtol=0, atol=EXACT)
 
 
 def test_residual_projection_known_answer() -> None:

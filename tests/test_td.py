@@ -214,3 +214,22 @@ def test_check_features_returns_valid_features():
     Phi = GOOD_PHI.copy()
     Phi[0, 0] = 1 + 1e-13
     td.check_features(Phi)
+
+
+def test_bellman_residual_two_state_known_answer() -> None:
+    # P = [[0.8, 0.2], [0.3, 0.7]]: mu = (0.6, 0.4), J = 0.6 for r = (1, 0). With Phi = (0.5, -0.5)
+    # theta = 2 gives v = (1, -1), the exact differential value (difference 1 / (p + q) = 2):
+    # residual 0. theta = 1 gives v = (0.5, -0.5), P v = (0.3, -0.2), eps = (0.2, -0.3).
+    P = np.array([[0.8, 0.2], [0.3, 0.7]])
+    r = np.array([1.0, 0.0])
+    Phi = np.array([[0.5], [-0.5]])
+    np.testing.assert_allclose(td.bellman_residual(P, r, Phi, [2.0]), [0.0, 0.0], atol=1e-15)
+    np.testing.assert_allclose(td.bellman_residual(P, r, Phi, [1.0]), [0.2, -0.3], atol=1e-15)
+    stacked = td.bellman_residual(np.stack([P, P]), np.stack([r, r]), Phi, [[2.0], [1.0]])
+    np.testing.assert_allclose(stacked, [[0.0, 0.0], [0.2, -0.3]], atol=1e-15)
+
+
+def test_bellman_residual_rejects_a_theta_of_the_wrong_shape() -> None:
+    P = np.array([[0.8, 0.2], [0.3, 0.7]])
+    with pytest.raises(ValueError, match=r"^theta must have shape \(1,\) to match P"):
+        td.bellman_residual(P, [1.0, 0.0], [[0.5], [-0.5]], [1.0, 2.0])

@@ -851,6 +851,9 @@ def test_metastable_mixing_time_grows_like_one_over_q() -> None:
 
 @pytest.mark.parametrize(("call", "match"), [
     (lambda: theory.metastable_eigenvalue(1, 0.1), r"^n_clusters must be an integer >= 2; got 1$"),
+    (lambda: theory.metastable_eigenvalue(0, 0.1), r"^n_clusters must be an integer >= 2; got 0$"),
+    (lambda: theory.metastable_eigenvalue(2.0, 0.1),
+     r"^n_clusters must be an integer >= 2; got 2\.0$"),
     (lambda: theory.metastable_eigenvalue(2, 1.0),
      r"^switch_probability must lie in \(0\.0, 1\.0\); got 1\.0$"),
     (lambda: theory.metastable_tv(2, 0.1, 0), r"^t must be >= 1"),
