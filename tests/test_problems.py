@@ -751,6 +751,20 @@ def test_metastable_mixing_time_is_exact(n: int, k: int, q: float, eps: float,
     assert theory.metastable_mixing_time(k, q, eps) == by_hand
 
 
+def test_metastable_chain_takes_a_stack_of_within_kernels() -> None:
+    n, k, q = 9, 3, 0.05
+    gen = np.random.default_rng(5)
+    same = cluster_labels(n, k)[:, None] == cluster_labels(n, k)[None, :]
+    W = gen.random((4, n, n)) * same
+    W /= W.sum(axis=-1, keepdims=True)
+    stacked = metastable_chain(n, k, q, within=W)
+    assert stacked.shape == (4, n, n)
+    for agent in range(4):
+        np.testing.assert_array_equal(stacked[agent], metastable_chain(n, k, q, within=W[agent]))
+    with pytest.raises(ValueError, match=r"^within must keep every cluster"):
+        metastable_chain(n, k, q, within=np.stack([W[0], np.full((n, n), 1 / n)]))
+
+
 def test_tau_mix_grows_like_one_over_q_with_the_clusters_dynamics_fixed() -> None:
     n, k = 9, 3
     gen = np.random.default_rng(3)  # a random kernel inside each of the three clusters
